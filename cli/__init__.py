@@ -1,0 +1,1 @@
+"""velo-cli: the Velo SQL shell and one-shot admin client (speaks HTTP only)."""

@@ -1,0 +1,1 @@
+"""The trading demo: a market-data generator, analytics apps in SQL, and a script that runs it all."""

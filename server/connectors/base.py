@@ -1,0 +1,110 @@
+"""Sources and sinks behind two small base classes (the Quix Streams / Bytewax shape).
+
+A source hands out *batches*: a list of records plus the offsets to commit once the batch's output is
+acknowledged. A sink takes a list of ``(key, value)`` pairs and returns only when they are durable.
+Nothing here awaits per record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class RecordLike(Protocol):
+    """What operators read from a source record (aiokafka's ConsumerRecord has these attributes)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(slots=True)
+class Record:
+    """A record made by an in-memory or file source (same attributes as a Kafka record)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    timestamp: int = 0
+    partition: int = 0
+    offset: int = 0
+    topic: str = ""
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+OutputRow = tuple[bytes | None, bytes]
+"""One output record: (message key, encoded value)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records read together, and for each (topic, partition) the next offset to commit after them."""
+
+    records: list[Any]
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class ConnectorError(Exception):
+    """A source or sink cannot reach its system (broker down, topic missing); the job retries."""
+
+
+class Source(ABC):
+    """Where a job's records come from."""
+
+    #: True for sources that end (files); a bounded source returns an empty batch with ``at_end``.
+    bounded: bool = False
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect; raise ConnectorError when the system cannot be reached."""
+
+    @abstractmethod
+    async def read(self, timeout_ms: int, max_records: int) -> Batch:
+        """The next batch (possibly empty after ``timeout_ms``)."""
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:  # noqa: B027 - optional
+        """Record that everything before ``offsets`` is done (no-op for sources without offsets)."""
+
+    @property
+    def at_end(self) -> bool:
+        """Whether a bounded source has nothing more to give."""
+        return False
+
+    def pause(self) -> None:  # noqa: B027 - optional
+        """Stop fetching without leaving the consumer group."""
+
+    def resume(self) -> None:  # noqa: B027 - optional
+        """Fetch again after pause()."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Release every resource (connections, group membership)."""
+
+
+class Sink(ABC):
+    """Where a job's output goes."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect; raise ConnectorError when the system cannot be reached."""
+
+    @abstractmethod
+    async def write(self, rows: list[OutputRow]) -> None:
+        """Write ``rows`` and return once they are acknowledged (durable)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Flush and release every resource."""

@@ -1,0 +1,182 @@
+"""Transient queries: a SELECT whose rows stream back to one client and leave nothing behind.
+
+A query assigns every partition of its topic (no consumer group, so the first rows come at once),
+runs the same compiled batch function as a job, and ends at its LIMIT, on cancel, on client
+disconnect (the HTTP layer closes the event stream) or on server shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from velo.grammar import ast
+
+from ..connectors.base import ConnectorError, Source
+from ..connectors.formats import json_columns
+from ..connectors.kafka import KafkaSource, sample_columns
+from ..engine.compile import CompiledQuery, compile_select
+from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
+
+HEARTBEAT_S = 5.0
+_POLL_MS = 200
+Event = dict[str, Any]
+
+
+@dataclass
+class TransientQuery:
+    """One running transient query, as listed by ``GET /queries``."""
+
+    id: str
+    sql: str
+    client: str
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rows_sent: int = 0
+    _cancel: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _shutdown: bool = False
+
+    def cancel(self, shutdown: bool = False) -> None:
+        """Ask the query to end at its next poll (within ~200 ms)."""
+        self._shutdown = self._shutdown or shutdown
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+
+class QueryManager:
+    """Starts transient queries and keeps the list of running ones."""
+
+    def __init__(
+        self,
+        brokers: str,
+        *,
+        source_factory: Callable[[str, str], Source] | None = None,
+    ) -> None:
+        self.brokers = brokers
+        self._queries: dict[str, TransientQuery] = {}
+        self._counter = itertools.count(1)
+        self._source_factory = source_factory or self._kafka_source
+
+    def _kafka_source(self, topic: str, offset_reset: str) -> Source:
+        return KafkaSource(self.brokers, topic, group_id=None, offset_reset=offset_reset)
+
+    def list(self) -> list[TransientQuery]:
+        """The running queries."""
+        return list(self._queries.values())
+
+    def cancel(self, query_id: str) -> None:
+        """Cancel a running query; NotFoundError if there is none with that id."""
+        query = self._queries.get(query_id)
+        if query is None:
+            raise NotFoundError(f"no running query '{query_id}'")
+        query.cancel()
+
+    def shutdown(self) -> None:
+        """End every open stream with ``done`` (reason ``shutdown``)."""
+        for query in self._queries.values():
+            query.cancel(shutdown=True)
+
+    async def open(
+        self,
+        select: ast.Select,
+        sql: str,
+        properties: dict[str, Any],
+        limit: int | None,
+        client: str,
+    ) -> tuple[TransientQuery, AsyncIterator[Event]]:
+        """Validate and start a query; returns it with its event stream (header first).
+
+        Errors found before the first byte (bad SQL, unknown topic, broker down) raise here, so the
+        HTTP layer can answer them with a status code instead of a stream.
+        """
+        props = {k.lower(): v for k, v in properties.items()}
+        props.update({p.key.lower(): p.value for p in select.properties})
+        offset_reset = str(props.get("auto.offset.reset", "latest")).lower()
+        if offset_reset not in ("earliest", "latest"):
+            raise ValidationError("'auto.offset.reset' must be 'earliest' or 'latest'")
+        wants_star = any(isinstance(i.expr, ast.Star) for i in select.items)
+        compiled = compile_select(select)  # validates before anything touches Kafka
+        source = self._source_factory(select.from_.name, offset_reset)
+        try:
+            star_columns = await sample_columns(self.brokers, select.from_.name) if wants_star \
+                else None
+            await source.start()
+        except ConnectorError as exc:
+            await source.stop()
+            if "does not exist" in str(exc):
+                raise ValidationError(f"unknown stream or topic '{select.from_.name}'") from exc
+            raise KafkaUnavailableError(str(exc)) from exc
+        if star_columns:
+            compiled = compile_select(select, star_columns)
+        query = TransientQuery(f"q-{next(self._counter)}-{secrets.token_hex(3)}", sql, client)
+        self._queries[query.id] = query
+        effective_limit = min(x for x in (limit, select.limit) if x is not None) \
+            if limit is not None or select.limit is not None else None
+        events = self._events(query, select, compiled, source, effective_limit,
+                              delay_header=wants_star and not star_columns)
+        return query, events
+
+    async def _events(
+        self,
+        query: TransientQuery,
+        select: ast.Select,
+        compiled: CompiledQuery,
+        source: Source,
+        limit: int | None,
+        delay_header: bool,
+    ) -> AsyncIterator[Event]:
+        reason = "cancelled"
+        try:
+            if not delay_header:
+                yield _header(query, compiled)
+            last_sent = time.monotonic()
+            while not query.cancelled:
+                if limit is not None and query.rows_sent >= limit:
+                    reason = "limit"
+                    break
+                batch = await source.read(_POLL_MS, 500)
+                if batch.records and delay_header:
+                    keys = json_columns(r.value for r in batch.records)
+                    compiled = compile_select(select, keys)
+                    delay_header = False
+                    yield _header(query, compiled)
+                rows, _errors = compiled.rows(batch.records) if batch.records else ([], None)
+                if limit is not None:
+                    rows = rows[: limit - query.rows_sent]
+                for row in rows:
+                    yield {"row": row}
+                query.rows_sent += len(rows)
+                now = time.monotonic()
+                if rows:
+                    last_sent = now
+                elif now - last_sent >= HEARTBEAT_S:
+                    last_sent = now
+                    yield {"heartbeat": int(time.time() * 1000)}
+                if source.at_end and not batch.records:
+                    reason = "end_of_input"
+                    break
+            if query._shutdown:
+                reason = "shutdown"
+            if delay_header:
+                yield _header(query, compiled)
+            yield {"done": {"rows": query.rows_sent, "reason": reason}}
+        finally:
+            self._queries.pop(query.id, None)
+            await source.stop()
+
+
+def _header(query: TransientQuery, compiled: CompiledQuery) -> Event:
+    plan = compiled.plan
+    return {"header": {
+        "query_id": query.id,
+        "columns": [{"name": c.name, "type": c.type} for c in plan.columns],
+        "emit": plan.emit,
+    }}

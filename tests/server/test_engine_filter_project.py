@@ -1,0 +1,88 @@
+"""The compiled filter/project function: SQL semantics, record errors, and the code it generates."""
+
+from __future__ import annotations
+
+import duckdb
+import orjson
+import pytest
+
+from velo.grammar import ast as a
+from velo.server.connectors.base import Record
+from velo.server.engine.compile import compile_select
+from velo.server.errors import ValidationError
+
+
+def _select(items: list[a.SelectItem], where: a.Expr | None = None) -> a.Select:
+    return a.Select(items=tuple(items), from_=a.TableRef("trades"), where=where)
+
+
+ROWS = [
+    {"symbol": "AAPL", "price": 150.5, "qty": 10, "side": "BUY"},
+    {"symbol": "MSFT", "price": 99.0, "qty": 5, "side": "SELL"},
+    {"symbol": "GOOG", "price": None, "qty": 1, "side": "BUY"},
+    {"symbol": "AMZN", "price": 120.0, "qty": None, "side": None},
+    {"symbol": "TSLA", "price": 300.0, "qty": 0, "side": "BUY"},
+]
+
+
+def _records(rows: list[dict[str, object]]) -> list[Record]:
+    return [Record(orjson.dumps(r), key=f"k{i}".encode(), offset=i) for i, r in enumerate(rows)]
+
+
+def test_filter_and_projection_match_duckdb() -> None:
+    where = a.BinaryOp("OR", a.BinaryOp(">", a.Column("price"), a.Literal(100)),
+                       a.UnaryOp("NOT", a.BinaryOp("=", a.Column("side"), a.Literal("BUY"))))
+    items = [a.SelectItem(a.Column("symbol")),
+             a.SelectItem(a.BinaryOp("*", a.Column("price"), a.Column("qty")), alias="notional"),
+             a.SelectItem(a.BinaryOp("/", a.Column("qty"), a.Literal(0)), alias="z")]
+    rows, errors = compile_select(_select(items, where)).rows(_records(ROWS))
+    assert errors is None
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE trades (symbol VARCHAR, price DOUBLE, qty INTEGER, side VARCHAR)")
+    con.executemany("INSERT INTO trades VALUES (?, ?, ?, ?)",
+                    [(r["symbol"], r["price"], r["qty"], r["side"]) for r in ROWS])
+    expected = con.execute(
+        "SELECT symbol, price * qty AS notional, CASE WHEN 0 = 0 THEN NULL END AS z FROM trades "
+        "WHERE price > 100 OR NOT side = 'BUY'").fetchall()
+    assert sorted(map(tuple, rows), key=str) == sorted(expected, key=str)
+
+
+def test_job_encoding_keeps_key_and_forwards_star_bytes_untouched() -> None:
+    records = _records(ROWS)
+    out, errors = compile_select(_select([a.SelectItem(a.Star())])).encode(records)
+    assert errors is None
+    assert out == [(r.key, r.value) for r in records]
+
+
+def test_bad_records_are_collected_not_raised() -> None:
+    records = [Record(b"not json"), Record(b"[1, 2]"), Record(b'{"price": "x"}'), Record(b'{"price": 200}')]
+    where = a.BinaryOp(">", a.Column("price"), a.Literal(100))
+    out, errors = compile_select(_select([a.SelectItem(a.Column("price"))], where)).encode(records)
+    assert out == [(None, b'{"price":200}')]
+    assert errors is not None
+    assert [e[0] for e in errors] == records[:3]
+
+
+def test_null_comparisons_filter_out_and_three_valued_not() -> None:
+    where = a.UnaryOp("NOT", a.BinaryOp(">", a.Column("price"), a.Literal(100)))
+    rows, _ = compile_select(_select([a.SelectItem(a.Column("symbol"))], where)).rows(_records(ROWS))
+    # NOT (NULL > 100) is NULL: GOOG (price NULL) must not pass.
+    assert rows == [["MSFT"]]
+
+
+def test_unknown_function_is_a_validation_error_with_position() -> None:
+    span = a.Span(1, 8, 1, 20, 7, 19)
+    call = a.FunctionCall("NOSUCH", (a.Column("price"),), span=span)
+    with pytest.raises(ValidationError) as info:
+        compile_select(_select([a.SelectItem(call)]))
+    assert info.value.details == {"line": 1, "column": 8}
+    assert "NOSUCH" in info.value.message
+
+
+def test_generated_source_is_one_loop_without_tree_walks() -> None:
+    q = compile_select(_select([a.SelectItem(a.FunctionCall("UPPER", (a.Column("symbol"),)))],
+                               a.BinaryOp(">", a.Column("price"), a.Literal(100))))
+    assert q.source_code.count("for m in batch:") == 2  # encode and rows
+    assert "_f_UPPER(r.get('symbol'))" in q.source_code
+    assert q.rows(_records(ROWS))[0] == [["AAPL"], ["AMZN"], ["TSLA"]]
