@@ -18,11 +18,11 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from tests.kafka_helpers import create_topic
 from velo.grammar import ast as a
 from velo.server.connectors.embedded_kafka import EmbeddedKafka
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
+
+from tests.kafka_helpers import create_topic
 
 PARTITIONS = 4
 

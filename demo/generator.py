@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import time
 
@@ -74,10 +75,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="trades per second")
     parser.add_argument("--count", type=int, default=None, help="stop after this many trades")
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(produce(args.brokers, args.topic, args.rate, args.count))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

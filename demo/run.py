@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from velo.server.connectors.embedded_kafka import free_port
 
 HERE = Path(__file__).resolve().parent

@@ -12,6 +12,7 @@ import difflib
 from typing import TYPE_CHECKING
 
 from .errors import SqlSyntaxError
+from .keywords import _words
 from .lexer import TIME_UNITS, Token
 
 if TYPE_CHECKING:
@@ -29,13 +30,13 @@ _WORDS: dict[str, str] = {
 
 # Terminals that can only extend what came before (an operator after an operand, AS after an
 # item): listing them drowns the useful alternatives, so they are dropped when others remain.
-_CONTINUATIONS = frozenset(
+_CONTINUATIONS = _words(
     "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT AND OR IS NOT "
-    "BETWEEN IN LIKE AS PRIMARY OVER LPAR ASC DESC".split()
+    "BETWEEN IN LIKE AS PRIMARY OVER LPAR ASC DESC"
 )
-_EXPRESSION_START = frozenset(
+_EXPRESSION_START = _words(
     "NUMBER STRING IDENT LPAR NOT MINUS PLUS TRUE FALSE NULL CASE CAST EXTRACT POSITION ARRAY "
-    "INTERVAL CURRENT_TIMESTAMP EXISTS QSTAR".split()
+    "INTERVAL CURRENT_TIMESTAMP EXISTS QSTAR"
 )
 _STATEMENT_START = ("SELECT", "CREATE", "INSERT", "START", "SHOW", "STOP", "DROP", "DESCRIBE")
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from . import ast as a
 from .errors import SqlSyntaxError
+from .keywords import _words
 from .lexer import Token
 
 Kids = list[Any]
@@ -34,9 +35,7 @@ TYPE_NAMES: dict[str, str] = {
     "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "STRING": "STRING",
     "VARCHAR": "STRING", "TEXT": "STRING", "TIMESTAMP": "TIMESTAMP", "DATE": "DATE",
 }  # fmt: skip
-EXTRACT_UNITS = frozenset(
-    "YEAR MONTH DAY HOUR MINUTE SECOND MILLISECOND DOW DOY EPOCH".split()
-)
+EXTRACT_UNITS = _words("YEAR MONTH DAY HOUR MINUTE SECOND MILLISECOND DOW DOY EPOCH")
 _UNIT_OF = {
     "MS": "MILLISECOND", "S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY",
     **{u + s: u for u in a.UNIT_MILLIS for s in ("", "S")},
@@ -238,7 +237,7 @@ class Builder:
 
     def explain(self, kids: Kids, s: int, e: int) -> a.Explain:
         if isinstance(kids[1], a.Node):
-            return a.Explain(statement=kids[1], span=self.span(s, e))
+            return a.Explain(statement=kids[1], span=self.span(s, e))  # type: ignore[arg-type]
         return a.Explain(name=kids[1].value, span=self.span(s, e))
 
     def set_stmt(self, kids: Kids, s: int, e: int) -> a.SetProperty:
@@ -517,7 +516,9 @@ class Builder:
 
     def case(self, kids: Kids, s: int, e: int) -> a.Case:
         whens = tuple(k for k in kids if type(k) is a.WhenClause)
-        operand = kids[1] if isinstance(kids[1], a.Node) and type(kids[1]) is not a.WhenClause else None
+        operand: a.Expr | None = None
+        if isinstance(kids[1], a.Node) and type(kids[1]) is not a.WhenClause:
+            operand = kids[1]  # type: ignore[assignment]
         else_ = kids[-2] if type(kids[-3]) is Token and kids[-3].type == "ELSE" else None
         return a.Case(whens, operand, else_, span=self.span(s, e))
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from velo.server.connectors.embedded_kafka import EmbeddedKafka, free_port
 
 

@@ -18,20 +18,67 @@ from ..connectors.base import OutputRow
 from ..errors import ValidationError
 from .expressions import ExprCompiler, infer_type
 from .plan import FilterProject, OutputColumn, QueryPlan
+from .processor import Emitted, Mode, Processor, RecordErrors, RowEvent
 
-RecordErrors = list[tuple[Any, Exception]]
 EncodeFn = Callable[[Sequence[Any]], tuple[list[OutputRow], RecordErrors | None]]
 RowsFn = Callable[[Sequence[Any]], tuple[list[list[Any]], RecordErrors | None]]
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """Something a query reads: today a Kafka topic of JSON values."""
+
+    name: str
+    topic: str
+    kind: str = "kafka"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
 class CompiledQuery:
-    """A plan with its generated functions: ``encode`` for jobs (Kafka rows), ``rows`` for clients."""
+    """A plan with its generated functions; ``processor()`` gives the per-run object drivers use."""
 
     plan: QueryPlan
-    encode: EncodeFn
-    rows: RowsFn
+    inputs: tuple[InputSpec, ...]
     source_code: str
+    _encode: EncodeFn
+    _rows: RowsFn
+
+    def processor(self, mode: Mode) -> Processor:
+        """A fresh processor: ``encode`` for jobs (Kafka rows), ``rows`` for clients."""
+        return _StatelessProcessor(self._encode if mode == "encode" else _as_events(self._rows))
+
+    def explain(self) -> str:
+        """The plan and the generated source, as EXPLAIN shows them."""
+        return f"{self.plan.describe()}\n\nGenerated code:\n{self.source_code}"
+
+
+class _StatelessProcessor:
+    """Filter/project keeps no state: each batch maps straight to output."""
+
+    def __init__(self, fn: Callable[[Sequence[Any]], tuple[list[Any], RecordErrors | None]]) -> None:
+        self._fn = fn
+
+    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+        rows, errors = self._fn(records)
+        return Emitted(rows, errors)
+
+    def tick(self, now_ms: int) -> Emitted:
+        return Emitted()
+
+    def finish(self) -> Emitted:
+        return Emitted()
+
+    def state_bytes(self) -> int:
+        return 0
+
+
+def _as_events(fn: RowsFn) -> Callable[[Sequence[Any]], tuple[list[Any], RecordErrors | None]]:
+    def events(records: Sequence[Any]) -> tuple[list[Any], RecordErrors | None]:
+        rows, errors = fn(records)
+        return [RowEvent(r) for r in rows], errors
+
+    return events
 
 
 def _output_name(item: ast.SelectItem, index: int) -> str:
@@ -129,4 +176,5 @@ def compile_select(select: ast.Select, star_columns: Sequence[str] | None = None
     source = "\n".join([*_loop(encode_body, "encode"), "", *_loop(rows_body, "rows")])
     namespace: dict[str, Any] = {"loads": orjson.loads, "dumps": orjson.dumps, **exprs.namespace}
     exec(compile(source, f"<velo query {plan.source}>", "exec"), namespace)
-    return CompiledQuery(plan, namespace["encode"], namespace["rows"], source)
+    inputs = (InputSpec(select.from_.alias or select.from_.name, select.from_.name),)
+    return CompiledQuery(plan, inputs, source, namespace["encode"], namespace["rows"])

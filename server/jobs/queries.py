@@ -21,7 +21,7 @@ from velo.grammar import ast
 from ..connectors.base import ConnectorError, Source
 from ..connectors.formats import json_columns
 from ..connectors.kafka import KafkaSource, sample_columns
-from ..engine.compile import CompiledQuery, compile_select
+from ..engine import CompiledQuery, RowEvent, compile_select
 from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
 
 HEARTBEAT_S = 5.0
@@ -134,6 +134,7 @@ class QueryManager:
         delay_header: bool,
     ) -> AsyncIterator[Event]:
         reason = "cancelled"
+        processor = compiled.processor("rows")
         try:
             if not delay_header:
                 yield _header(query, compiled)
@@ -146,13 +147,20 @@ class QueryManager:
                 if batch.records and delay_header:
                     keys = json_columns(r.value for r in batch.records)
                     compiled = compile_select(select, keys)
+                    processor = compiled.processor("rows")
                     delay_header = False
                     yield _header(query, compiled)
-                rows, _errors = compiled.rows(batch.records) if batch.records else ([], None)
+                if batch.records:
+                    emitted = processor.process(batch.records)
+                elif source.at_end:
+                    emitted = processor.finish()
+                else:
+                    emitted = processor.tick(int(time.time() * 1000))
+                rows = emitted.rows
                 if limit is not None:
                     rows = rows[: limit - query.rows_sent]
                 for row in rows:
-                    yield {"row": row}
+                    yield _row_event(row)
                 query.rows_sent += len(rows)
                 now = time.monotonic()
                 if rows:
@@ -171,6 +179,12 @@ class QueryManager:
         finally:
             self._queries.pop(query.id, None)
             await source.stop()
+
+
+def _row_event(row: RowEvent) -> Event:
+    if row.op == "insert" and row.key is None:
+        return {"row": row.values}
+    return {"row": row.values, "op": row.op, "key": row.key}
 
 
 def _header(query: TransientQuery, compiled: CompiledQuery) -> Event:

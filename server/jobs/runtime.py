@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..connectors.base import Batch, ConnectorError, Sink, Source
-from ..engine.compile import CompiledQuery, RecordErrors
+from ..engine import CompiledQuery, Emitted, RecordErrors
 
 log = logging.getLogger("velo.job")
 
@@ -196,6 +196,7 @@ class JobRuntime:
 
     async def _loop(self) -> None:
         spec, source = self.spec, self.source
+        processor = spec.query.processor("encode")
         paused = False
         while True:
             while not self._control.empty() or paused:
@@ -212,22 +213,28 @@ class JobRuntime:
                     self._set_state(JobState.RUNNING, "resumed")
             batch = await source.read(spec.batch_timeout_ms, spec.batch_size)
             if batch.records:
-                await self._process(batch)
+                started = time.perf_counter()
+                await self._deliver(processor.process(batch.records), batch)
+                self.metrics.last_batch_seconds = time.perf_counter() - started
             elif source.at_end:
+                await self._deliver(processor.finish(), batch)
                 return
+            else:
+                await self._deliver(processor.tick(int(time.time() * 1000)), batch)
 
-    async def _process(self, batch: Batch) -> None:
-        started = time.perf_counter()
-        out, errors = self.spec.query.encode(batch.records)
-        if errors:
-            self._record_errors(errors)
-        await self._retrying("sink unavailable", self.sink.write, out)
-        await self._retrying("offset commit failed", self.source.commit, batch.offsets)
+    async def _deliver(self, emitted: Emitted, batch: Batch) -> None:
+        """Write what the processor emitted, then commit the batch's offsets (at-least-once)."""
+        if emitted.errors:
+            self._record_errors(emitted.errors)
+        if emitted.rows:
+            await self._retrying("sink unavailable", self.sink.write, emitted.rows)
+        if batch.offsets:
+            await self._retrying("offset commit failed", self.source.commit, batch.offsets)
         m = self.metrics
         m.records_in += len(batch.records)
-        m.records_out += len(out)
-        m.batches += 1
-        m.last_batch_seconds = time.perf_counter() - started
+        m.records_out += len(emitted.rows)
+        if batch.records:
+            m.batches += 1
 
     def _record_errors(self, errors: RecordErrors) -> None:
         # LogAndContinue (the default strategy): count, log a sample, skip the records.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import orjson
 import pytest
-
 from velo.grammar import ast as a
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
@@ -35,7 +34,8 @@ def test_filter_and_projection_match_duckdb() -> None:
     items = [a.SelectItem(a.Column("symbol")),
              a.SelectItem(a.BinaryOp("*", a.Column("price"), a.Column("qty")), alias="notional"),
              a.SelectItem(a.BinaryOp("/", a.Column("qty"), a.Literal(0)), alias="z")]
-    rows, errors = compile_select(_select(items, where)).rows(_records(ROWS))
+    emitted = compile_select(_select(items, where)).processor("rows").process(_records(ROWS))
+    rows, errors = [e.values for e in emitted.rows], emitted.errors
     assert errors is None
 
     con = duckdb.connect()
@@ -50,7 +50,8 @@ def test_filter_and_projection_match_duckdb() -> None:
 
 def test_job_encoding_keeps_key_and_forwards_star_bytes_untouched() -> None:
     records = _records(ROWS)
-    out, errors = compile_select(_select([a.SelectItem(a.Star())])).encode(records)
+    emitted = compile_select(_select([a.SelectItem(a.Star())])).processor("encode").process(records)
+    out, errors = emitted.rows, emitted.errors
     assert errors is None
     assert out == [(r.key, r.value) for r in records]
 
@@ -58,7 +59,8 @@ def test_job_encoding_keeps_key_and_forwards_star_bytes_untouched() -> None:
 def test_bad_records_are_collected_not_raised() -> None:
     records = [Record(b"not json"), Record(b"[1, 2]"), Record(b'{"price": "x"}'), Record(b'{"price": 200}')]
     where = a.BinaryOp(">", a.Column("price"), a.Literal(100))
-    out, errors = compile_select(_select([a.SelectItem(a.Column("price"))], where)).encode(records)
+    emitted = compile_select(_select([a.SelectItem(a.Column("price"))], where)).processor("encode").process(records)
+    out, errors = emitted.rows, emitted.errors
     assert out == [(None, b'{"price":200}')]
     assert errors is not None
     assert [e[0] for e in errors] == records[:3]
@@ -66,7 +68,9 @@ def test_bad_records_are_collected_not_raised() -> None:
 
 def test_null_comparisons_filter_out_and_three_valued_not() -> None:
     where = a.UnaryOp("NOT", a.BinaryOp(">", a.Column("price"), a.Literal(100)))
-    rows, _ = compile_select(_select([a.SelectItem(a.Column("symbol"))], where)).rows(_records(ROWS))
+    query = compile_select(_select([a.SelectItem(a.Column("symbol"))], where))
+    emitted = query.processor("rows").process(_records(ROWS))
+    rows = [e.values for e in emitted.rows]
     # NOT (NULL > 100) is NULL: GOOG (price NULL) must not pass.
     assert rows == [["MSFT"]]
 
@@ -85,4 +89,4 @@ def test_generated_source_is_one_loop_without_tree_walks() -> None:
                                a.BinaryOp(">", a.Column("price"), a.Literal(100))))
     assert q.source_code.count("for m in batch:") == 2  # encode and rows
     assert "_f_UPPER(r.get('symbol'))" in q.source_code
-    assert q.rows(_records(ROWS))[0] == [["AAPL"], ["AMZN"], ["TSLA"]]
+    assert [e.values for e in q.processor("rows").process(_records(ROWS)).rows] == [["AAPL"], ["AMZN"], ["TSLA"]]

@@ -6,12 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-
-from tests.kafka_helpers import consume, create_topic, produce, wait_until
 from velo.grammar.errors import SqlSyntaxError
-from velo.server.errors import BadRequestError, DuplicateJobError, JobLimitError, NotFoundError, ValidationError
+from velo.server.errors import (
+    BadRequestError,
+    DuplicateJobError,
+    JobLimitError,
+    NotFoundError,
+    ValidationError,
+)
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
+
+from tests.kafka_helpers import consume, create_topic, produce, wait_until
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+"""The contract between the engine and whoever drives it (job runtime, transient queries).
+
+A compiled query hands out a fresh ``Processor`` per run. The driver feeds it batches and, when
+idle, ticks; it never looks inside. Everything a processor returns comes back as ``Emitted``.
+
+    processor.process(records, input_index)  one batch from input ``input_index`` (see CompiledQuery.inputs)
+    processor.tick(now_ms)                   time passes without records (idle watermarks, timers)
+    processor.finish()                       bounded input ended: emit what is pending (EMIT FINAL)
+    processor.state_bytes()                  an estimate of the operator state held
+
+Modes: ``"encode"`` gives ``(key, value)`` byte pairs for a sink; ``"rows"`` gives ``RowEvent``s
+(values in result-column order, with an op and a key for upserts) for a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..connectors.base import OutputRow
+
+Mode = Literal["encode", "rows"]
+RecordErrors = list[tuple[Any, Exception]]
+
+
+@dataclass(frozen=True, slots=True)
+class RowEvent:
+    """One result row for a client: ``op`` is insert | upsert | delete; ``key`` identifies upserts."""
+
+    values: list[Any]
+    op: str = "insert"
+    key: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class Emitted:
+    """What one call to a processor produced."""
+
+    rows: list[Any] = field(default_factory=list)  # OutputRow in "encode" mode, RowEvent in "rows"
+    errors: RecordErrors | None = None  # records that could not be processed, with the reason
+    late: list[Any] | None = None  # records that arrived after their windows closed
+
+
+class Processor(Protocol):
+    """Per-run operator state and the compiled functions over it."""
+
+    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted: ...
+
+    def tick(self, now_ms: int) -> Emitted: ...
+
+    def finish(self) -> Emitted: ...
+
+    def state_bytes(self) -> int: ...
+
+
+__all__ = ["Emitted", "Mode", "OutputRow", "Processor", "RecordErrors", "RowEvent"]
