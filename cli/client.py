@@ -392,9 +392,7 @@ class QueryStream:
 
     def _run(self) -> None:
         # A private connection: tearing it down on cancel must not disturb other requests.
-        http = self._client._new_http(
-            httpx.Timeout(connect=5.0, read=STREAM_READ_TIMEOUT_S, write=30.0, pool=5.0)
-        )
+        http = self._client._new_http(httpx.Timeout(connect=5.0, read=STREAM_READ_TIMEOUT_S, write=30.0, pool=5.0))
         try:
             with http.stream(
                 "POST",
@@ -420,9 +418,7 @@ class QueryStream:
                     self._put(StreamFailed(VeloError("stream_broken", "the server ended the stream early")))
         except httpx.TimeoutException:
             if not self._cancelled.is_set():
-                self._put(
-                    StreamFailed(VeloError("stream_stalled", "no data or heartbeat from the server for 30 s"))
-                )
+                self._put(StreamFailed(VeloError("stream_stalled", "no data or heartbeat from the server for 30 s")))
         except (httpx.HTTPError, OSError) as exc:
             if not self._cancelled.is_set():
                 if self.query_id is None and isinstance(exc, httpx.TransportError):

@@ -25,9 +25,7 @@ from pygments.token import (
 from velo.cli.vocabulary import TYPES, function_names, keywords
 
 
-def build_tokens(
-    kw: Sequence[str], functions: Sequence[str], types: Sequence[str]
-) -> dict[str, list[object]]:
+def build_tokens(kw: Sequence[str], functions: Sequence[str], types: Sequence[str]) -> dict[str, list[object]]:
     """The pygments token table for the given vocabulary (kept a function so tests can vary it)."""
     plain_keywords = [k for k in kw if k not in set(types)]
     return {

@@ -40,12 +40,14 @@ class LocalServer:
         port: int | None = None,
         startup_timeout: float = 60.0,
         log_path: Path | None = None,
+        data_dir: Path | None = None,
         extra_args: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
         self.log_path = log_path or state_dir() / "local-server.log"
+        self.data_dir = data_dir or state_dir() / "local-data"
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -57,11 +59,17 @@ class LocalServer:
             "--embedded-kafka",
             "--port",
             str(self.port),
+            # Its own data dir: the registry of a throwaway server must not mix with a real one's.
+            "--data-dir",
+            str(self.data_dir),
+            "--log-format",
+            "text",
             *self.extra_args,
         ]
 
     def start(self) -> str:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
@@ -83,9 +91,7 @@ class LocalServer:
             while True:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise LocalServerError(
-                        f"velo-server exited with code {self.proc.returncode}; see {self.log_path}"
-                    )
+                    raise LocalServerError(f"velo-server exited with code {self.proc.returncode}; see {self.log_path}")
                 try:
                     client.health()
                     return
@@ -94,8 +100,7 @@ class LocalServer:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise LocalServerError(
-                        f"velo-server did not answer /health within {self.startup_timeout:.0f}s; "
-                        f"see {self.log_path}"
+                        f"velo-server did not answer /health within {self.startup_timeout:.0f}s; see {self.log_path}"
                     )
                 time.sleep(0.2)  # polling interval while waiting on a condition, not a correctness sleep
 

@@ -11,6 +11,7 @@ in batch mode.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -150,6 +151,9 @@ class Context:
 
 
 def _context(params: dict[str, Any], url: str | None = None) -> Context:
+    ctx = click.get_current_context(silent=True)
+    if url is None and ctx is not None:
+        url = ctx.find_root().meta.get("velo.url")
     try:
         config = load_config()
         conn = resolve_connection(
@@ -171,13 +175,15 @@ class VeloGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
+            if len(args) > 1 and args[1] in self.commands and args[1] != "shell":
+                # velo-cli URL jobs: the URL serves the subcommand like --server would.
+                ctx.meta["velo.url"] = args[0]
+                return super().resolve_command(ctx, args[1:])
             return "shell", self.commands["shell"], args
         return super().resolve_command(ctx, args)
 
 
-@click.group(
-    cls=VeloGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
-)
+@click.group(cls=VeloGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @connection_options
 @shell_options
 @click.version_option(package_name="velo", prog_name="velo-cli")
@@ -280,6 +286,8 @@ def run_batch(c: Context, execute: tuple[str, ...], file: str | None) -> int:
                 result = session.run_text(text, on_error=on_error)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED
+            except BrokenPipeError:
+                return _reader_gone()
             if result.unreachable:
                 return EXIT_UNREACHABLE
             if result.interrupted:
@@ -331,9 +339,7 @@ def _admin_call(fn: Callable[[], int | None]) -> int:
 def jobs_cmd(ctx: click.Context, **params: Any) -> int:
     """List jobs with their state and metrics."""
     with _admin(ctx, params) as (c, client):
-        return _admin_call(
-            lambda: _print_rows(c, render.JOB_COLUMNS, [render.job_row(j) for j in client.jobs()])
-        )
+        return _admin_call(lambda: _print_rows(c, render.JOB_COLUMNS, [render.job_row(j) for j in client.jobs()]))
 
 
 @cli.command("status")
@@ -461,14 +467,10 @@ for _action, _help in (
 @cli.command("print")
 @click.argument("topic")
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset.")
-@click.option(
-    "--limit", "print_limit", type=click.IntRange(min=1), default=None, help="Stop after N records."
-)
+@click.option("--limit", "print_limit", type=click.IntRange(min=1), default=None, help="Stop after N records.")
 @connection_options
 @click.pass_context
-def print_cmd(
-    ctx: click.Context, topic: str, from_beginning: bool, print_limit: int | None, **params: Any
-) -> int:
+def print_cmd(ctx: click.Context, topic: str, from_beginning: bool, print_limit: int | None, **params: Any) -> int:
     """Print a topic's raw records as they arrive (Ctrl-C to stop)."""
     quoted = topic.replace("'", "''")
     sql = f"PRINT '{quoted}'" + (" FROM BEGINNING" if from_beginning else "")
@@ -483,6 +485,8 @@ def print_cmd(
             result = session.run_text(sql)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return _reader_gone()
         if result.unreachable:
             return EXIT_UNREACHABLE
         if result.interrupted:
@@ -491,6 +495,18 @@ def print_cmd(
 
 
 # --------------------------------------------------------------------------- entry
+
+
+def _reader_gone() -> int:
+    """``velo-cli -e "SELECT …" | head``: the reader left, which is a normal way to stop a stream.
+
+    Exiting closes the HTTP stream, which releases the query on the server. stdout is pointed at
+    /dev/null so the interpreter's final flush cannot raise a second time.
+    """
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -508,6 +524,8 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_INTERRUPTED
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = _reader_gone()
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

@@ -254,20 +254,14 @@ class TableStreamPrinter:
 
     def __post_init__(self) -> None:
         types = list(self.types) + [""] * (len(self.columns) - len(self.types))
-        self.widths = [
-            max(display_width(c), type_width(t)) for c, t in zip(self.columns, types, strict=False)
-        ]
+        self.widths = [max(display_width(c), type_width(t)) for c, t in zip(self.columns, types, strict=False)]
         self.numeric = [type_is_numeric(t) for t in types]
 
     def _border(self) -> str:
         return "+" + "+".join("-" * (w + 2) for w in self.widths) + "+"
 
     def header(self) -> str:
-        head = (
-            "| "
-            + " | ".join(_pad(c, w, False) for c, w in zip(self.columns, self.widths, strict=True))
-            + " |"
-        )
+        head = "| " + " | ".join(_pad(c, w, False) for c, w in zip(self.columns, self.widths, strict=True)) + " |"
         return f"{self._border()}\n{head}\n{self._border()}\n"
 
     def row(self, values: Sequence[Any], op: str | None = None) -> str:
@@ -275,9 +269,7 @@ class TableStreamPrinter:
         out = []
         for i, c in enumerate(cells):
             self.widths[i] = max(self.widths[i], display_width(c))
-            out.append(
-                _pad(c, self.widths[i], self.numeric[i] or is_numeric(values[i] if i < len(values) else None))
-            )
+            out.append(_pad(c, self.widths[i], self.numeric[i] or is_numeric(values[i] if i < len(values) else None)))
         suffix = f"  ({op})" if self.show_op and op and op != "insert" else ""
         return "| " + " | ".join(out) + " |" + suffix + "\n"
 
@@ -399,7 +391,9 @@ def format_error(err: Any, sql: str | None = None, *, color: bool = False, line_
                 lead = display_width(text[: column - 1])
                 out.append(f"{gutter} | " + " " * lead + red("^", color))
     if expected:
-        out.append(red("expected: " + ", ".join(expected), color))
+        # Punctuation is quoted so "expected: FROM, ','" stays readable.
+        shown = [e if any(ch.isalnum() for ch in e) else f"'{e}'" for e in expected]
+        out.append(red("expected: " + ", ".join(shown), color))
     return "\n".join(out)
 
 

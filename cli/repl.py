@@ -277,8 +277,7 @@ class Repl:
         except ServerUnreachable as exc:
             self.session.connected = False
             self.error(
-                f"Server {self.client.url} is not reachable ({exc.reason}); "
-                "the shell will retry on the next statement."
+                f"Server {self.client.url} is not reachable ({exc.reason}); the shell will retry on the next statement."
             )
             return
         except VeloError as exc:
@@ -331,8 +330,13 @@ class Repl:
         try:
             self.session.run_text(text, on_error="stop")
         except KeyboardInterrupt:
-            # Ctrl-C outside a streaming query (e.g. waiting on a slow statement): back to the prompt.
+            # Ctrl-C outside a streaming query (e.g. waiting on a slow statement): back to the prompt,
+            # with a fresh client — the interrupted request may have left its connection half-used.
             self.error("cancelled")
+            old, self.client = self.client, self._client_factory(self.client.url, self.conn.token)
+            self.session.client = self.client
+            with contextlib.suppress(Exception):
+                old.close()
 
     # ------------------------------------------------------------------ meta commands
 
@@ -448,14 +452,14 @@ class Repl:
             if arg:
                 job = self.client.job(arg)
                 cols, rows = render.job_detail(job)
-                self.session._write_result(render.render(self.settings.fmt, cols, rows))
+                self.session.write_result(render.render(self.settings.fmt, cols, rows))
                 hcols, hrows = render.job_history(job)
                 if hrows:
-                    self.session._write_result(render.render(self.settings.fmt, hcols, hrows))
+                    self.session.write_result(render.render(self.settings.fmt, hcols, hrows))
             else:
                 jobs = self.client.jobs()
                 rows = [render.job_row(j) for j in jobs]
-                self.session._write_result(render.render(self.settings.fmt, render.JOB_COLUMNS, rows))
+                self.session.write_result(render.render(self.settings.fmt, render.JOB_COLUMNS, rows))
             self.session.connected = True
         except ServerUnreachable as exc:
             self.session.connected = False

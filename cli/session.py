@@ -167,7 +167,8 @@ class Session:
         self.err.write(text + "\n")
         self.err.flush()
 
-    def _write_result(self, text: str) -> None:
+    def write_result(self, text: str) -> None:
+        """Write a finite result; through the pager when it is taller than the terminal."""
         if not text:
             return
         if (
@@ -264,7 +265,7 @@ class Session:
                 columns = [str(c) for c in r.get("columns") or []]
                 rows = [row if isinstance(row, list) else [row] for row in r.get("rows") or []]
                 rows_total += len(rows)
-                self._write_result(render.render(self.settings.fmt, columns, rows))
+                self.write_result(render.render(self.settings.fmt, columns, rows))
                 if self.settings.interactive and self.settings.timing:
                     self._say(render.dim(render.rows_summary(len(rows), elapsed), self.settings.color))
             else:
@@ -317,13 +318,16 @@ class _QueryRun:
 
     def run(self) -> Outcome:
         while True:
-            event = self.stream.get(timeout=self.REDRAW_S)
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.reason = "timeout"
+                self.stream.cancel()
+                break
+            wait = self.REDRAW_S
+            if self.deadline is not None:
+                wait = max(0.0, min(wait, self.deadline - time.monotonic()))
+            event = self.stream.get(timeout=wait)
             if event is None:
                 if self.stream.finished:
-                    break
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    self.reason = "timeout"
-                    self.stream.cancel()
                     break
                 self._maybe_redraw()
                 continue
@@ -357,9 +361,7 @@ class _QueryRun:
         self.s._mark(True)
         self.header = header
         names = [c.name for c in header.columns]
-        self.printer = render.stream_printer(
-            self.s.settings.stream_fmt, names, [c.type for c in header.columns]
-        )
+        self.printer = render.stream_printer(self.s.settings.stream_fmt, names, [c.type for c in header.columns])
         text = self.printer.header()
         self.header_lines = text.count("\n")
         self._emit(text)
@@ -416,6 +418,8 @@ class _QueryRun:
 
     def finish(self, interrupted: bool) -> Outcome:
         elapsed = time.monotonic() - self.started
+        if self.rows:
+            self.s.last_rows_per_s = self.rows / max(elapsed, 1e-6)
         if self.live is not None:
             self._maybe_redraw(force=True)
         elif self.printer is not None and self.header is not None:

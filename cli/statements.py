@@ -171,31 +171,24 @@ def _piece_text(piece: Any) -> str | None:
 
 def split_statements(text: str) -> list[Statement]:
     """Split ``text`` into statements, each with the line it starts on; blank/comment-only parts dropped."""
-    if _G_SPLIT is not None:
-        try:
-            pieces = list(_G_SPLIT(text))
-        except Exception:  # an unfinished quote etc.: the local scanner still gives usable pieces
+    if _G_SPLIT is None:
+        return _local_split(text)
+    try:
+        pieces = list(_G_SPLIT(text))
+    except Exception:  # never let a grammar hiccup lose the user's input: the local scanner still works
+        return _local_split(text)
+    result: list[Statement] = []
+    for piece in pieces:
+        body = _piece_text(piece)
+        if body is None:  # an unexpected piece type: the grammar's API moved on
             return _local_split(text)
-        result: list[Statement] = []
-        cursor = 0
-        for piece in pieces:
-            body = _piece_text(piece)
-            if body is None:
-                return _local_split(text)
-            body = body.strip()
-            if body.endswith(";"):
-                body = body[:-1].rstrip()
-            if not strip_comments(body).strip():
-                continue
-            at = text.find(body, cursor)
-            if at >= 0:
-                line = text.count("\n", 0, at) + 1
-                cursor = at + len(body)
-            else:
-                line = text.count("\n", 0, cursor) + 1
-            result.append(Statement(body, line))
-        return result
-    return _local_split(text)
+        line = getattr(piece, "line", None)
+        if not isinstance(line, int):
+            offset = getattr(piece, "offset", None)
+            line = text.count("\n", 0, offset) + 1 if isinstance(offset, int) else 1
+        if strip_comments(body).strip():
+            result.append(Statement(body.strip(), line))
+    return result
 
 
 def is_complete(text: str) -> bool:
@@ -235,9 +228,7 @@ def classify(text: str) -> Route:
 
 _QUOTED = r"'((?:[^']|'')*)'"
 _BARE = r"([A-Za-z0-9_.\-]+)"
-_SET_RE = re.compile(
-    rf"^\s*SET\s+(?:{_QUOTED}|{_BARE})\s*(?:=|TO)\s*(?:{_QUOTED}|{_BARE})\s*;?\s*$", re.I | re.S
-)
+_SET_RE = re.compile(rf"^\s*SET\s+(?:{_QUOTED}|{_BARE})\s*(?:=|TO)\s*(?:{_QUOTED}|{_BARE})\s*;?\s*$", re.I | re.S)
 _UNSET_RE = re.compile(rf"^\s*UNSET\s+(?:{_QUOTED}|{_BARE})\s*;?\s*$", re.I | re.S)
 
 
@@ -266,9 +257,3 @@ def changes_catalog(text: str) -> bool:
     """True when a successful statement may change what completion knows (streams, jobs, topics)."""
     words = leading_words(text, 1)
     return bool(words) and words[0] in _CATALOG_CHANGING
-
-
-def is_streaming_print(text: str) -> bool:
-    """``PRINT`` results are raw records; the shell shows them like any streamed query."""
-    words = leading_words(text, 1)
-    return bool(words) and words[0] == "PRINT"

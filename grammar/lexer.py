@@ -1,9 +1,10 @@
-"""The tokenizer of Velo SQL: one compiled regular expression plus the parser's current state.
+"""The tokens of Velo SQL: one compiled regular expression plus the parser's current state.
 
 Why not Lark's own lexer: it costs about three times as much per token, and Velo's keywords are
 context-dependent — a word is a keyword only where the grammar can take that keyword, otherwise it
-is an identifier (``SELECT key, value, timestamp, start FROM t`` needs no quoting). The lexer looks
-at the LALR state's action row to decide, which is what Lark's contextual lexer does too.
+is an identifier (``SELECT key, value, timestamp, start FROM t`` needs no quoting). The parser's
+loop (parser.py) runs ``TOKEN_RE`` and classifies each word with the LALR state's action row —
+what Lark's contextual lexer does too — using the helpers here for all but the commonest cases.
 
 A few keywords that read like function or column names are keywords only when followed by the
 character that makes them one: ``POSITION(``, ``EXTRACT(``, ``CAST(``, ``ARRAY[``, ``INTERVAL '``,
@@ -13,7 +14,7 @@ character that makes them one: ``POSITION(``, ``EXTRACT(``, ``CAST(``, ``ARRAY[`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from .errors import SqlSyntaxError
@@ -29,19 +30,25 @@ class Token(NamedTuple):
     end: int
 
 
+# One match per token, its leading white space and comments included (half the matches of a
+# separate white-space token); the token itself is the named group that matched.
 TOKEN_RE = re.compile(
     r"""
-     (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
-    |(?P<qstar>(?:[^\W\d]\w*|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
+    (?:\s+|--[^\n]*|/\*.*?\*/)*
+    (?:
+     (?P<qstar>(?:[^\W\d]\w*|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
+    |(?P<qname>[^\W\d]\w*\.[^\W\d]\w*)
+    |(?P<word>[^\W\d]\w*)
     |(?P<dur>\d+(?:ms|s|m|h|d)(?!\w))
     |(?P<num>(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)
-    |(?P<word>[^\W\d]\w*)
+    |(?P<str>'(?:[^']|'')*')
     |(?P<qid>"(?:[^"]|"")*")
     |(?P<bid>`(?:[^`]|``)*`)
-    |(?P<str>'(?:[^']|'')*')
     |(?P<bad>/\*|['"`])
     |(?P<op>\|\||::|<>|!=|<=|>=|[-+*/%=<>(),.;\[\]])
     |(?P<other>.)
+    |(?P<ws>\Z)
+    )
     """,
     re.S | re.X | re.I,
 )
@@ -67,6 +74,8 @@ _NEEDS_NEXT: dict[str, str] = {
 _RESERVED = frozenset(w.lower() for w in RESERVED)
 # NamedTuple's generated __new__ adds a Python-level call per token; tuple.__new__ does not.
 _tok = tuple.__new__
+# words that are never anything but an identifier need no look at the parser state
+SPECIAL_WORDS = TIME_UNITS | TYPE_CTORS
 _NEXT_CHAR = re.compile(r"\s*(.)", re.S)
 MAX_DEPTH = 128  # brackets deeper than this are refused: printers and compilers recurse on them
 
@@ -85,58 +94,50 @@ def unquote_identifier(raw: str) -> str:
     return raw.lower()
 
 
-def tokens(
-    text: str, keywords: Mapping[str, str], rows: list[dict[str, int]], stack: list[int]
-) -> Iterator[Token]:
-    """Tokens of ``text``; ``stack[-1]`` is the parser's state when each word is classified."""
-    depth = 0
-    for m in TOKEN_RE.finditer(text):
-        kind = m.lastgroup
-        if kind == "ws":
-            continue
-        start, end = m.span()
-        raw = m.group()
-        if kind == "word":
-            low = raw.lower()
-            row = rows[stack[-1]]
-            kw = keywords.get(low)
-            if kw is not None and kw in row:
-                need = _NEEDS_NEXT.get(kw)
-                if need is not None and "IDENT" in row and _next_char(text, end) != need:
-                    yield _tok(Token, ("IDENT", low, start, end))
-                else:
-                    yield _tok(Token, (kw, raw, start, end))
-            elif low in TIME_UNITS and "TIME_UNIT" in row:
-                yield _tok(Token, ("TIME_UNIT", raw, start, end))
-            elif low in TYPE_CTORS and "TYPE_CTOR" in row and _next_char(text, end) == "<":
-                yield _tok(Token, ("TYPE_CTOR", raw, start, end))
-            elif kw is None or (
-                "IDENT" in row and (low not in _RESERVED or _next_char(text, end) == "(")
-            ):  # a reserved word stays a keyword (a misplaced FROM is an error, not a column)
-                # unless it is a call: LEFT(s, n), RIGHT(s, n)
-                yield _tok(Token, ("IDENT", low, start, end))
-            else:
-                yield _tok(Token, (kw, raw, start, end))
-        elif kind == "op":
-            if raw in "([":
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _lex_error(text, start, f"Brackets nested more than {MAX_DEPTH} deep")
-            elif raw in ")]":
-                depth -= 1
-            yield _tok(Token, (OPERATORS[raw], raw, start, end))
-        elif kind == "num":
-            yield _tok(Token, ("NUMBER", raw, start, end))
-        elif kind == "str":
-            yield _tok(Token, ("STRING", raw[1:-1].replace("''", "'"), start, end))
-        elif kind == "qid" or kind == "bid":
-            yield _tok(Token, ("IDENT", unquote_identifier(raw), start, end))
-        elif kind == "dur":
-            yield _tok(Token, ("DURATION", raw, start, end))
-        elif kind == "qstar":
-            yield _tok(Token, ("QSTAR", unquote_identifier(raw[: raw.rindex(".")].rstrip()), start, end))
-        else:
-            raise _bad_character(text, start, raw)
+def word_token(
+    text: str, raw: str, start: int, end: int, row: Mapping[str, int], keywords: Mapping[str, str]
+) -> Token:
+    """A word as the state whose action row is ``row`` reads it: keyword, unit, type or name."""
+    low = raw.lower()
+    kw = keywords.get(low)
+    if kw is not None and kw in row:
+        need = _NEEDS_NEXT.get(kw)
+        if need is not None and "IDENT" in row and _next_char(text, end) != need:
+            return _tok(Token, ("IDENT", low, start, end))
+        return _tok(Token, (kw, raw, start, end))
+    if low in TIME_UNITS and "TIME_UNIT" in row:
+        return _tok(Token, ("TIME_UNIT", raw, start, end))
+    if low in TYPE_CTORS and "TYPE_CTOR" in row and _next_char(text, end) == "<":
+        return _tok(Token, ("TYPE_CTOR", raw, start, end))
+    if kw is None or ("IDENT" in row and (low not in _RESERVED or _next_char(text, end) == "(")):
+        # a reserved word stays a keyword (a misplaced FROM is an error, not a column) unless
+        # it is a call: LEFT(s, n), RIGHT(s, n)
+        return _tok(Token, ("IDENT", low, start, end))
+    return _tok(Token, (kw, raw, start, end))
+
+
+def other_token(text: str, kind: str, raw: str, start: int) -> Token:
+    """A token that is neither a word nor an operator; raises at a character that starts none."""
+    end = start + len(raw)
+    if kind == "num":
+        return _tok(Token, ("NUMBER", raw, start, end))
+    if kind == "str":
+        return _tok(Token, ("STRING", raw[1:-1].replace("''", "'"), start, end))
+    if kind == "qname":
+        return _tok(Token, ("QNAME", raw.lower(), start, end))
+    if kind == "qid" or kind == "bid":
+        return _tok(Token, ("IDENT", unquote_identifier(raw), start, end))
+    if kind == "dur":
+        return _tok(Token, ("DURATION", raw, start, end))
+    if kind == "qstar":
+        name = unquote_identifier(raw[: raw.rindex(".")].rstrip())
+        return _tok(Token, ("QSTAR", name, start, end))
+    raise _bad_character(text, start, raw)
+
+
+def too_deep(text: str, pos: int) -> SqlSyntaxError:
+    """The error for a bracket nested deeper than MAX_DEPTH."""
+    return _lex_error(text, pos, f"Brackets nested more than {MAX_DEPTH} deep")
 
 
 _UNCLOSED = {

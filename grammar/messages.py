@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _WORDS: dict[str, str] = {
     "IDENT": "an identifier", "NUMBER": "a number", "STRING": "a string", "COMMA": "a comma",
-    "DURATION": "a duration", "TIME_UNIT": "a time unit", "QSTAR": "alias.*",
+    "DURATION": "a duration", "QNAME": "a column", "TIME_UNIT": "a time unit", "QSTAR": "alias.*",
     "TYPE_CTOR": "a type", "SEMICOLON": "';'", "$END": "the end of the input",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "STAR": "'*'",
     "EQ": "'='", "NE": "'!='", "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='",
@@ -34,9 +34,10 @@ _CONTINUATIONS = _words(
     "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT AND OR IS NOT "
     "BETWEEN IN LIKE AS PRIMARY OVER LPAR ASC DESC"
 )
+_OPERATORS = _words("EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT")
 _EXPRESSION_START = _words(
     "NUMBER STRING IDENT LPAR NOT MINUS PLUS TRUE FALSE NULL CASE CAST EXTRACT POSITION ARRAY "
-    "INTERVAL CURRENT_TIMESTAMP EXISTS QSTAR"
+    "INTERVAL CURRENT_TIMESTAMP EXISTS QSTAR QNAME"
 )
 _STATEMENT_START = ("SELECT", "CREATE", "INSERT", "START", "SHOW", "STOP", "DROP", "DESCRIBE")
 
@@ -52,7 +53,11 @@ def _expected_words(expected: set[str]) -> list[str]:
     if {"NUMBER", "STRING", "IDENT"} <= expected:
         words.append("an expression")
         expected = expected - _EXPRESSION_START
-    main = expected - _CONTINUATIONS - {"$END", "SEMICOLON"}
+    if "TYPE_CTOR" in expected:
+        expected = expected - {"IDENT"}
+    main = expected - {"$END", "SEMICOLON"}
+    if main & _OPERATORS:  # right after an operand: say what ends or continues the clause
+        main = main - _CONTINUATIONS or main - _OPERATORS
     if main or words:
         expected = main
     for name in sorted(expected, key=_order):
@@ -102,13 +107,20 @@ def describe_syntax_error(
         message = f"Statement ended too early: expected {_join(words)}{where}"
     else:
         message = f"Expected {_join(words)}{where}, found {_shown(text, tok)}"
-        hint = _did_you_mean(text[tok.start : tok.end], tok, expected)
+        hint = _did_you_mean(text[tok.start : tok.end], expected)
         if hint:
             message += f"; did you mean {hint}?"
+        elif prev is not None and prev.type == "IDENT":
+            # a misspelt clause keyword is read as an alias (FROM t WHRE x): the error comes
+            # one word later, but the word to fix is the previous one
+            word = text[prev.start : prev.end]
+            hint = _did_you_mean(word, expected)
+            if hint:
+                message += f"; did you mean {hint} instead of '{word}'?"
     return builder.error(message, tok.start, text[tok.start : tok.end], words)
 
 
-def _did_you_mean(word: str, tok: Token, expected: set[str]) -> str | None:
+def _did_you_mean(word: str, expected: set[str]) -> str | None:
     if not word.replace("_", "").isalpha():
         return None
     choices = [name for name in expected if _is_keyword(name)]

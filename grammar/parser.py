@@ -24,7 +24,17 @@ from typing import Any
 
 from . import ast
 from .errors import SqlError, SqlSyntaxError
-from .lexer import Token, tokens
+from .lexer import (
+    MAX_DEPTH,
+    OPERATORS,
+    SPECIAL_WORDS,
+    TOKEN_RE,
+    Token,
+    _tok,
+    other_token,
+    too_deep,
+    word_token,
+)  # fmt: skip
 from .messages import describe_syntax_error
 from .transformer import Builder
 
@@ -141,11 +151,20 @@ def load_tables() -> Tables:
 TABLES = load_tables()
 
 
-def _drive(text: str, t: Tables) -> list[ast.Statement]:
+class _Diagnose(Exception):
+    """Raised by a fast run at a syntax error: run again, keeping what is needed to describe it."""
+
+
+def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
     """Run the LALR automaton over ``text``; raise SqlSyntaxError at the first error.
 
     Hot loop: a reduction of a one-child ``?rule`` only changes the top state (the value and its
     offsets stay), which is most reductions of an expression; the others go through ``reduce``.
+
+    An LALR automaton may reduce a little before it notices an error, so the stack at the error
+    no longer shows what could have come. The fast run therefore only signals the error; the
+    ``diagnose`` run keeps a copy of the stack from before each token and describes the error
+    from that copy.
     """
     rows, rules, units, chains = t.rows, t.rules, t.units, t.chains
     builder = Builder(text)
@@ -155,25 +174,16 @@ def _drive(text: str, t: Tables) -> list[ast.Statement]:
     ends: list[int | None] = []
     prev: Token | None = None
     statement, in_statement = 0, False
+    saved = stack
 
     def reduce(rule: Rule) -> None:
         origin, size, callback, expand1, splice = rule
         if size:
             kids = values[-size:]
-            start, end = starts[-size], ends[-1]
-            if start is None:
-                start = next((x for x in starts[-size:] if x is not None), None)
-            if end is None:
-                end = next((x for x in reversed(ends[-size:]) if x is not None), None)
+            start, end = _outer(starts[-size:], ends[-size:])
             del stack[-size:], values[-size:], starts[-size:], ends[-size:]
             if splice:
-                flat: list[Any] = []
-                for i, kid in enumerate(kids):
-                    if i in splice:
-                        flat.extend(kid)
-                    else:
-                        flat.append(kid)
-                kids = flat
+                kids = _splice(kids, splice)
         else:
             kids, start, end = [], None, None
         if expand1 and len(kids) == 1:
@@ -187,22 +197,51 @@ def _drive(text: str, t: Tables) -> list[ast.Statement]:
         starts.append(start)
         ends.append(end)
 
+    keywords, depth = t.keywords, 0
     try:
-        for tok in tokens(text, t.keywords, rows, stack):
-            kind = tok.type
+        for m in TOKEN_RE.finditer(text):
+            # the tokenizer, inlined (see lexer.py): a call per token is a tenth of the time
+            group = m.lastgroup or "ws"  # every match has a group; "ws" keeps mypy content
+            if group == "word":
+                raw = m.group(group)
+                low = raw.lower()
+                start_pos, end_pos = m.span(group)
+                if low not in keywords and low not in SPECIAL_WORDS:
+                    tok = _tok(Token, ("IDENT", low, start_pos, end_pos))
+                else:
+                    tok = word_token(text, raw, start_pos, end_pos, rows[stack[-1]], keywords)
+            elif group == "op":
+                raw = m.group(group)
+                start_pos = m.start(group)
+                if raw in "([":
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise too_deep(text, start_pos)
+                elif raw in ")]":
+                    depth -= 1
+                tok = _tok(Token, (OPERATORS[raw], raw, start_pos, start_pos + len(raw)))
+            elif group == "ws":  # trailing white space and comments: the end of the text
+                break
+            else:
+                tok = other_token(text, group, m.group(group), m.start(group))
+            kind = tok[0]
             if kind == "SEMICOLON":
                 in_statement = False
             elif not in_statement:
                 statement, in_statement = statement + 1, True
+            if diagnose:
+                saved = stack[:]
             while True:
                 act = rows[stack[-1]].get(kind)
                 if act is None:
-                    raise describe_syntax_error(text, tok, prev, _viable(t, stack), builder)
+                    if not diagnose:
+                        raise _Diagnose
+                    raise describe_syntax_error(text, tok, prev, _viable(t, saved), builder)
                 if act >= 0:
                     stack.append(act)
                     values.append(tok)
-                    starts.append(tok.start)
-                    ends.append(tok.end)
+                    starts.append(tok[2])
+                    ends.append(tok[3])
                     break
                 if units[~act] is not None:
                     # a run of pass-through reductions depends only on the two top states and
@@ -212,14 +251,37 @@ def _drive(text: str, t: Tables) -> list[ast.Statement]:
                     if top is None:
                         top = chains[key] = _unit_chain(t, stack[-2], stack[-1], kind)
                     stack[-1] = top
+                    continue
+                # reduce(rules[~act]), inlined: this loop is where parsing time goes
+                origin, size, callback, expand1, splice = rules[~act]
+                if size:
+                    kids = values[-size:]
+                    start, end = starts[-size], ends[-1]
+                    if start is None or end is None:
+                        start, end = _outer(starts[-size:], ends[-size:])
+                    del stack[-size:], values[-size:], starts[-size:], ends[-size:]
+                    if splice:
+                        kids = _splice(kids, splice)
+                    if callback is None:
+                        value = kids[0] if expand1 and len(kids) == 1 else kids
+                    else:
+                        value = callback(builder, kids, start, end)
                 else:
-                    reduce(rules[~act])
+                    start = end = None
+                    value = [] if callback is None else callback(builder, [], None, None)
+                stack.append(rows[stack[-1]][origin])
+                values.append(value)
+                starts.append(start)
+                ends.append(end)
             prev = tok
         end_tok = Token("$END", "", len(text), len(text))
+        saved = stack[:]
         while True:
             act = rows[stack[-1]].get("$END")
             if act is None:
-                raise describe_syntax_error(text, end_tok, prev, _viable(t, stack), builder)
+                if not diagnose:
+                    raise _Diagnose
+                raise describe_syntax_error(text, end_tok, prev, _viable(t, saved), builder)
             reduce(rules[~act])
             if stack[-1] == t.end_state:
                 return values[-1]  # type: ignore[no-any-return]
@@ -227,6 +289,28 @@ def _drive(text: str, t: Tables) -> list[ast.Statement]:
         if exc.statement is None:
             exc.statement = max(statement, 1)
         raise
+
+
+def _outer(starts: list[int | None], ends: list[int | None]) -> tuple[int | None, int | None]:
+    """First start and last end among children (empty optional children have neither)."""
+    start = next((x for x in starts if x is not None), None)
+    end = next((x for x in reversed(ends) if x is not None), None)
+    return start, end
+
+
+def _splice(kids: list[Any], splice: tuple[int, ...]) -> list[Any]:
+    """Children with the lists of `_rule` children inlined (Lark's `_rule` convention)."""
+    if splice == (0,):  # a left-recursive list: extend it in place (it is not shared)
+        flat: list[Any] = kids[0]
+        flat.extend(kids[1:])
+        return flat
+    flat = []
+    for i, kid in enumerate(kids):
+        if i in splice:
+            flat.extend(kid)
+        else:
+            flat.append(kid)
+    return flat
 
 
 def _unit_chain(t: Tables, below: int, top: int, kind: str) -> int:
@@ -277,7 +361,10 @@ def parse(text: str) -> list[ast.Statement]:
     if not isinstance(text, str):
         raise SqlSyntaxError(f"Expected SQL text, got {type(text).__name__}")
     try:
-        return _drive(text, TABLES)
+        try:
+            return _drive(text, TABLES)
+        except _Diagnose:
+            return _drive(text, TABLES, diagnose=True)
     except SqlError:
         raise
     except RecursionError:

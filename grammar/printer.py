@@ -194,7 +194,11 @@ def _(n: a.Subscript) -> str:
 
 @_sql.register
 def _(n: a.FieldAccess) -> str:
-    return f"{_at(n.operand, _POSTFIX)}.{ident(n.field)}"
+    base = _at(n.operand, _POSTFIX)
+    if base[-1:].isalnum() or base.endswith("_"):
+        # `1.x` would read as the number `1.`, `NULL.x` or `... END.x` as a qualified column
+        base = f"({base})"
+    return f"{base}.{ident(n.field)}"
 
 
 @_sql.register

@@ -40,7 +40,7 @@ _UNIT_OF = {
     "MS": "MILLISECOND", "S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY",
     **{u + s: u for u in a.UNIT_MILLIS for s in ("", "S")},
 }  # fmt: skip
-_INTERVAL_TEXT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*([a-z]*)\s*", re.I)
+_INTERVAL_TEXT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*([a-z]*)\s*", re.I)
 _DURATION = re.compile(r"(\d+)([a-z]+)", re.I)
 _NEWLINE = re.compile(r"\n")
 
@@ -275,16 +275,13 @@ class Builder:
         expr = kids[0]
         if isinstance(expr, a.Star):
             raise self.error("'*' cannot be used in an expression", s, "*")
-        p = _parts(kids)
-        return a.SelectItem(expr, p.get("alias"), "pk" in p, span=self.span(s, e))
+        alias = kids[2].value if len(kids) > 2 and type(kids[1]) is Token else None
+        return a.SelectItem(expr, alias, type(kids[-1]) is Part, span=self.span(s, e))
 
     def select_star(self, kids: Kids, s: int, e: int) -> a.SelectItem:
         tok = kids[0]
         qualifier = tok.value if tok.type == "QSTAR" else None
         return a.SelectItem(a.Star(qualifier, span=self.span(s, e)), span=self.span(s, e))
-
-    def alias(self, kids: Kids, s: int, e: int) -> Part:
-        return Part("alias", kids[1].value)
 
     def primary_key(self, kids: Kids, s: int, e: int) -> Part:
         return Part("pk", True)
@@ -405,9 +402,12 @@ class Builder:
         return Part("dur", kids[0])
 
     def warg_column(self, kids: Kids, s: int, e: int) -> Part:
-        if len(kids) == 3:
-            return Part("col", a.Column(kids[2].value, kids[0].value, span=self.span(s, e)))
-        return Part("col", a.Column(kids[0].value, span=self.span(s, e)))
+        tok: Token = kids[0]
+        if tok.type == "QNAME":
+            return Part("col", self.qualified_column(kids, s, e))
+        if len(kids) == 3:  # quoted parts: "T".ts
+            return Part("col", a.Column(kids[2].value, tok.value, span=self.span(s, e)))
+        return Part("col", a.Column(tok.value, span=self.span(s, e)))
 
     def warg_size(self, kids: Kids, s: int, e: int) -> Part:
         return Part("size", kids[1])
@@ -510,6 +510,10 @@ class Builder:
 
     def column(self, kids: Kids, s: int, e: int) -> a.Column:
         return a.Column(kids[0].value, span=self.span(s, e))
+
+    def qualified_column(self, kids: Kids, s: int, e: int) -> a.Column:
+        qualifier, _, name = kids[0].value.partition(".")
+        return a.Column(name, qualifier, span=self.span(s, e))
 
     def paren(self, kids: Kids, s: int, e: int) -> a.Expr:
         return kids[1]  # type: ignore[no-any-return]

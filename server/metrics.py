@@ -2,21 +2,53 @@
 
 Jobs keep plain integer counters; this collector reads them when ``/metrics`` is scraped, so the hot
 path pays nothing for metrics. HTTP request metrics come from a small ASGI middleware.
+
+Job attributes read here (``JobMetrics``): ``records_in``, ``records_out``, ``records_failed``,
+``failures_by_reason`` (reason → count), ``records_late``, ``records_dlq``, ``watermark_ms``,
+``state_bytes``, ``latency_counts`` (per-bucket batch counts over ``LATENCY_BUCKETS`` plus +Inf) and
+``latency_sum``. Those a build does not have yet read as zero, so every metric name is always exposed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .jobs.manager import MultiJobSqlServer
 from .jobs.queries import QueryManager
 from .jobs.runtime import JobState
+
+_BUCKETS: tuple[float, ...]
+try:  # the job model's histogram buckets, when this build has them
+    from .jobs.model import LATENCY_BUCKETS as _BUCKETS
+except ImportError:  # pragma: no cover - older job layer
+    _BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+def _num(metrics: Any, name: str) -> float:
+    value = getattr(metrics, name, 0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _buckets(metrics: Any) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative histogram buckets and sum from a job's per-bucket batch counts."""
+    counts: Sequence[int] = getattr(metrics, "latency_counts", None) or []
+    bounds = list(_BUCKETS)
+    if len(counts) != len(bounds) + 1:
+        # No histogram in this build: every batch counts in +Inf, so _count still equals batches.
+        counts = [0] * len(bounds) + [int(_num(metrics, "batches"))]
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip([*map(str, bounds), "+Inf"], counts, strict=True):
+        running += count
+        out.append((bound, float(running)))
+    return out, _num(metrics, "latency_sum")
 
 
 class JobCollector(Collector):
@@ -32,23 +64,38 @@ class JobCollector(Collector):
         for state in JobState:
             states.add_metric([state.value], sum(1 for j in jobs if j.state is state))
         yield states
-        counters = {
-            "records_in": CounterMetricFamily("velo_job_records_in", "Records read", labels=["job"]),
-            "records_out": CounterMetricFamily("velo_job_records_out", "Records written", labels=["job"]),
-        }
+        job = ["job"]
+        records_in = CounterMetricFamily("velo_job_records_in", "Records read", labels=job)
+        records_out = CounterMetricFamily("velo_job_records_out", "Records written", labels=job)
         failed = CounterMetricFamily("velo_job_records_failed", "Records that could not be processed",
                                      labels=["job", "reason"])
-        lag = GaugeMetricFamily("velo_job_lag_records", "Consumer lag summed over partitions",
-                                labels=["job"])
-        for job in jobs:
-            m = job.metrics
-            counters["records_in"].add_metric([job.name], m.records_in)
-            counters["records_out"].add_metric([job.name], m.records_out)
-            failed.add_metric([job.name, "record_error"], m.records_failed)
-            lag.add_metric([job.name], job.lag())
-        yield from counters.values()
-        yield failed
-        yield lag
+        late = CounterMetricFamily("velo_job_late_records", "Records behind the watermark", labels=job)
+        dlq = CounterMetricFamily("velo_job_dlq_records", "Records sent to the dead-letter topic",
+                                  labels=job)
+        lag = GaugeMetricFamily("velo_job_lag_records", "Consumer lag summed over partitions", labels=job)
+        watermark = GaugeMetricFamily("velo_job_watermark_ms", "Event-time watermark (ms since epoch)",
+                                      labels=job)
+        processing = HistogramMetricFamily("velo_job_processing_seconds", "Per-batch processing latency",
+                                           labels=job)
+        state_bytes = GaugeMetricFamily("velo_job_state_bytes", "Estimated operator state", labels=job)
+        for j in jobs:
+            m, name = j.metrics, [j.name]
+            records_in.add_metric(name, m.records_in)
+            records_out.add_metric(name, m.records_out)
+            reasons: dict[str, int] = dict(getattr(m, "failures_by_reason", None) or {})
+            counted = sum(reasons.values())
+            if m.records_failed > counted or not reasons:
+                reasons["record_error"] = reasons.get("record_error", 0) + m.records_failed - counted
+            for reason, count in sorted(reasons.items()):
+                failed.add_metric([j.name, reason], count)
+            late.add_metric(name, _num(m, "records_late"))
+            dlq.add_metric(name, _num(m, "records_dlq"))
+            lag.add_metric(name, j.lag())
+            watermark.add_metric(name, _num(m, "watermark_ms"))
+            buckets, total = _buckets(m)
+            processing.add_metric(name, buckets, total)
+            state_bytes.add_metric(name, _num(m, "state_bytes"))
+        yield from (records_in, records_out, failed, late, dlq, lag, watermark, processing, state_bytes)
         yield GaugeMetricFamily("velo_queries_active", "Running transient queries",
                                 value=len(self.queries.list()))
 
@@ -62,7 +109,12 @@ def make_registry(manager: MultiJobSqlServer, queries: QueryManager) -> Collecto
 
 
 class HttpMetrics:
-    """ASGI middleware counting requests by method, route template and status, and timing them."""
+    """ASGI middleware counting requests by method, route template and status, and timing them.
+
+    The route label is the template (``/jobs/{name}``), never the raw path, so label cardinality stays
+    bounded whatever clients send; requests no route matched (404s, or refused before routing: 401,
+    413) count as ``unmatched``.
+    """
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
@@ -88,5 +140,9 @@ class HttpMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.requests.labels(scope["method"], route, str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.requests.labels(method, route, str(status)).inc()
             self.seconds.labels(route).observe(time.perf_counter() - started)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

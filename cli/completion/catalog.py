@@ -99,7 +99,5 @@ def _functions(items: Any) -> dict[str, FunctionInfo]:
             out[item.upper()] = FunctionInfo(item.upper())
         elif isinstance(item, dict) and item.get("name"):
             name = str(item["name"]).upper()
-            out[name] = FunctionInfo(
-                name, str(item.get("signature") or ""), str(item.get("description") or "")
-            )
+            out[name] = FunctionInfo(name, str(item.get("signature") or ""), str(item.get("description") or ""))
     return out

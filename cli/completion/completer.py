@@ -118,9 +118,7 @@ def _kw_candidates(words: Iterable[str], typed: str) -> Iterator[Candidate]:
         yield Candidate(_keyword_case(typed, kw), kw, "keyword", "keyword")
 
 
-def candidates(
-    suggestions: Iterable[Suggestion], catalog: Catalog, word: str, *, in_string: bool = False
-) -> list[Candidate]:
+def candidates(suggestions: Iterable[Suggestion], catalog: Catalog, word: str) -> list[Candidate]:
     """Every matching candidate for ``word``, best first, without duplicates."""
     raw: list[Candidate] = []
     for s in suggestions:
@@ -136,9 +134,7 @@ def candidates(
             continue
         seen.add(key)
         scored.append(
-            Candidate(
-                c.text, c.display, c.meta, c.kind, (m[0], _KIND_RANK.get(c.kind, 5), m[1], c.display.lower())
-            )
+            Candidate(c.text, c.display, c.meta, c.kind, (m[0], _KIND_RANK.get(c.kind, 5), m[1], c.display.lower()))
         )
     scored.sort(key=lambda c: c.score)
     return scored
@@ -168,9 +164,7 @@ def _for_suggestion(s: Suggestion, cat: Catalog, word: str) -> Iterator[Candidat
                 text = quote_ident(col.name)
                 if multi:
                     # Several relations: offer the qualified form too, so joins stay unambiguous.
-                    yield Candidate(
-                        f"{quote_ident(ref.ref())}.{text}", f"{ref.ref()}.{col.name}", meta, "column"
-                    )
+                    yield Candidate(f"{quote_ident(ref.ref())}.{text}", f"{ref.ref()}.{col.name}", meta, "column")
                 yield Candidate(text, col.name, meta, "column")
     elif isinstance(s, Function):
         names = set(function_names()) | set(cat.functions)
@@ -233,8 +227,9 @@ class VeloCompleter(Completer):
         if ctx is None:
             return
         catalog = self.catalog
-        found = candidates(suggest(full, before), catalog, ctx.word, in_string=ctx.in_string)
-        start = -len(ctx.word)
+        found = candidates(suggest(full, before), catalog, ctx.word)
+        # Replace exactly what was typed: the partial word, with its opening quote if it has one.
+        start = -(len(ctx.word) + len(ctx.opened))
         if ctx.in_string:
             start = -len(ctx.word.replace("'", "''"))
         for c in found[: self.max_items]:

@@ -157,6 +157,7 @@ class Context:
     qualifier: str | None  # "t" for "t.pri"
     tokens: list[Tok]  # tokens of the statement before the partial word
     statement: str  # the whole statement text (including after the cursor)
+    opened: str = ""  # the quote of a quoted identifier being typed ('"' for `"Pri`)
 
 
 def _split_statement(full_text: str, before: str) -> tuple[str, str]:
@@ -201,19 +202,21 @@ def context_at(full_text: str, before: str) -> Context | None:
     toks = tokenize(stmt_before)
     # A partial word, an open string or an open quoted identifier right at the cursor is what's typed.
     ends_in_space = bool(stmt_before) and stmt_before[-1].isspace()
+    if toks and toks[-1].kind == "string" and not _closed(toks[-1].text, "'"):
+        # Inside an unterminated string (even after a space in it): complete the string's content.
+        return Context(toks[-1].text[1:].replace("''", "'"), True, None, toks[:-1], stmt_all)
     if toks and not ends_in_space:
         last = toks[-1]
-        if last.kind == "string" and (len(last.text) == 1 or not _closed(last.text, "'")):
-            return Context(last.text[1:].replace("''", "'"), True, None, toks[:-1], stmt_all)
+        opened = ""
         if last.kind == "ident" and not _closed(last.text, last.text[0]):
-            toks, word = toks[:-1], last.text[1:]
+            toks, word, opened = toks[:-1], last.text[1:], last.text[0]
         elif last.kind == "word":
             toks, word = toks[:-1], last.text
         else:
             word = ""
         if len(toks) >= 2 and toks[-1].text == "." and toks[-2].kind in ("word", "ident"):
-            return Context(word, False, _unquote(toks[-2].text), toks[:-2], stmt_all)
-        return Context(word, False, None, toks, stmt_all)
+            return Context(word, False, _unquote(toks[-2].text), toks[:-2], stmt_all, opened)
+        return Context(word, False, None, toks, stmt_all, opened)
     return Context("", False, None, toks, stmt_all)
 
 
@@ -346,7 +349,10 @@ def _with_props(ctx: Context, paren: int) -> list[Suggestion] | None:
     if not since:
         return [PropertyKey(names, quoted=ctx.in_string, catalog=catalog)]
     if since[-1].text == "=" and len(since) == 2:
-        return [PropertyValue(_unquote(since[0].text), quoted=ctx.in_string)]
+        key = _unquote(since[0].text)
+        if key.lower() in ("kafka_topic", "topic", "topic.name") or key.lower().endswith((".topic", ".topic.name")):
+            return [Topic(quoted=ctx.in_string)]
+        return [PropertyValue(key, quoted=ctx.in_string)]
     return []
 
 

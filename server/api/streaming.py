@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
@@ -26,19 +27,23 @@ def ndjson_line(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
-class NDJSONStream:
+class NDJSONStream(Response):
     """An ASGI response writing ``events`` as NDJSON until they end or the client disconnects."""
 
     media_type = "application/x-ndjson"
 
     def __init__(self, events: AsyncIterator[dict[str, Any]]) -> None:
+        # A Response for the routing layer's sake; the body is written by __call__, not rendered.
         self.events = events
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", self.media_type.encode()), (b"cache-control", b"no-cache")]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", self.media_type.encode()), (b"cache-control", b"no-cache")],
+            "headers": self.raw_headers,
         })
         pump = asyncio.create_task(self._pump(send))
         watch = asyncio.create_task(_wait_disconnect(receive))

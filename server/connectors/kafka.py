@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from .base import Batch, ConnectorError, OutputRow, Sink, Source
+from .base import Batch, ConnectorError, Headers, OutputRow, Sink, Source
 from .formats import json_columns
 
 # A group member is held for half the session timeout when it joins (Tansu); 6 s keeps that to ~3 s
@@ -27,6 +28,9 @@ from .formats import json_columns
 _SESSION_TIMEOUT_MS = 6000
 _HEARTBEAT_MS = 2000
 _MAX_BATCH_BYTES = 1 << 20
+_HEALTH_INTERVAL_S = 1.0
+_HEALTH_TIMEOUT_S = 2.0
+_NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated: aiokafka's C builder wants a list
 
 
 def _client_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -34,12 +38,19 @@ def _client_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k.replace(".", "_"): v for k, v in (options or {}).items()}
 
 
-class KafkaSource(Source):
-    """Reads one topic, either as a member of a consumer group or by assigning every partition.
+class RecordTooLargeError(ConnectorError):
+    """One output record is larger than a producer batch may hold."""
 
-    ``group_id=None`` assigns partitions directly (no group join: first records arrive at once), which
-    is what transient queries want. With a group, offsets are committed explicitly by the job after
-    its output is acknowledged (at-least-once).
+
+class KafkaSource(Source):
+    """Reads one topic by assigning its partitions, or as a member of a consumer group.
+
+    Jobs assign every partition and commit offsets to their group (``velo-<job>``) without joining
+    it: no join delay (3 s on Tansu) at deploy, no rebalance pause, and a restart still resumes from
+    the committed offsets. ``membership=True`` subscribes through the group protocol instead, so
+    several servers running the same job share its partitions (the scale-out path). Offsets are
+    committed explicitly, after the job's output is acknowledged (at-least-once). Without a group
+    (transient queries) nothing is committed.
     """
 
     def __init__(
@@ -48,11 +59,13 @@ class KafkaSource(Source):
         topic: str,
         *,
         group_id: str | None = None,
+        membership: bool = False,
         offset_reset: str = "earliest",
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
+        self.membership = membership and group_id is not None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -65,16 +78,17 @@ class KafkaSource(Source):
         )
         self._partitions: list[TopicPartition] = []
         self._positions: dict[tuple[str, int], int] = {}
+        self._last_ok = time.monotonic()
 
     async def start(self) -> None:
         try:
             await self._consumer.start()
-            if self.group_id is None:
+            if self.membership:
+                self._consumer.subscribe([self.topic])
+            else:
                 partitions = await _partitions_of(self._consumer, self.topic)
                 self._partitions = [TopicPartition(self.topic, p) for p in partitions]
                 self._consumer.assign(self._partitions)
-            else:
-                self._consumer.subscribe([self.topic])
         except KafkaError as exc:
             await self._close_quietly()
             raise ConnectorError(f"cannot read topic '{self.topic}': {exc}") from exc
@@ -82,7 +96,9 @@ class KafkaSource(Source):
     async def read(self, timeout_ms: int, max_records: int) -> Batch:
         fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         if not fetched:
+            await self._check_connection()
             return Batch([])
+        self._last_ok = time.monotonic()
         offsets: dict[tuple[str, int], int] = {}
         if len(fetched) == 1:
             ((tp, merged),) = fetched.items()
@@ -94,6 +110,21 @@ class KafkaSource(Source):
                 offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
         self._positions.update(offsets)
         return Batch(merged, offsets)
+
+    async def _check_connection(self) -> None:
+        """Raise ConnectorError when the broker is unreachable.
+
+        A consumer cut off from its broker just returns empty fetches, so an idle source asks for
+        metadata (at most once a second) to tell "no records" from "no broker".
+        """
+        now = time.monotonic()
+        if now - self._last_ok < _HEALTH_INTERVAL_S:
+            return
+        try:
+            await asyncio.wait_for(self._consumer.topics(), _HEALTH_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            raise ConnectorError(f"broker unreachable: {exc or 'no answer'}") from exc
+        self._last_ok = time.monotonic()
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if self.group_id is None or not offsets:
@@ -159,16 +190,15 @@ class KafkaSink(Sink):
             await self._close_quietly()
             raise ConnectorError(f"cannot write topic '{self.topic}': {exc}") from exc
 
-    async def write(self, rows: list[OutputRow]) -> None:
+    async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
         if not rows:
             return
         n = len(self._partitions)
-        by_partition: dict[int, list[OutputRow]] = {}
+        by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
         spread = self._partitions[next(self._next) % n]
-        for row in rows:
-            key = row[0]
+        for i, (key, value) in enumerate(rows):
             part = spread if key is None else self._partitions[(murmur2(key) & 0x7FFFFFFF) % n]
-            by_partition.setdefault(part, []).append(row)
+            by_partition.setdefault(part, []).append((key, value, list(headers[i]) if headers else _NO_HEADERS))
         futures = []
         try:
             for part, part_rows in by_partition.items():
@@ -177,14 +207,16 @@ class KafkaSink(Sink):
         except KafkaError as exc:
             raise ConnectorError(f"write to '{self.topic}' failed: {exc}") from exc
 
-    async def _send(self, partition: int, rows: Iterable[OutputRow]) -> list[Any]:
+    async def _send(self, partition: int, rows: Iterable[tuple[bytes | None, bytes, Headers]]) -> list[Any]:
         futures = []
         batch = self._producer.create_batch()
-        for key, value in rows:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await self._producer.send_batch(batch, self.topic, partition=partition))
-                batch = self._producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+        for key, value, headers in rows:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if batch.record_count():
+                    futures.append(await self._producer.send_batch(batch, self.topic, partition=partition))
+                    batch = self._producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise RecordTooLargeError(f"a {len(value)}-byte record does not fit a Kafka batch")
         if batch.record_count():
             futures.append(await self._producer.send_batch(batch, self.topic, partition=partition))
         return futures
@@ -206,39 +238,77 @@ async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
 
 
 class KafkaAdmin:
-    """Topic administration: list, describe, create (idempotent)."""
+    """Topic administration: list, describe, create (idempotent).
+
+    Keeps one admin client and one metadata consumer open (deploys ask for metadata every time, and
+    a fresh connection per question would dominate a deploy); a failed call drops them so the next
+    call reconnects.
+    """
 
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._admin_client: AIOKafkaAdminClient | None = None
+        self._meta: AIOKafkaConsumer | None = None
+        self._connect_lock = asyncio.Lock()
+
+    def _unreachable(self, exc: BaseException) -> ConnectorError:
+        return ConnectorError(f"Kafka at {self.bootstrap_servers} is unreachable: {exc}")
 
     async def _admin(self) -> AIOKafkaAdminClient:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-        try:
-            await admin.start()
-        except KafkaError as exc:
-            raise ConnectorError(f"Kafka at {self.bootstrap_servers} is unreachable: {exc}") from exc
-        return admin
+        async with self._connect_lock:
+            if self._admin_client is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+                try:
+                    await admin.start()
+                except KafkaError as exc:
+                    with contextlib.suppress(Exception):
+                        await admin.close()
+                    raise self._unreachable(exc) from exc
+                self._admin_client = admin
+            return self._admin_client
+
+    async def _metadata(self) -> AIOKafkaConsumer:
+        async with self._connect_lock:
+            if self._meta is None:
+                consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+                try:
+                    await consumer.start()
+                except KafkaError as exc:
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
+                    raise self._unreachable(exc) from exc
+                self._meta = consumer
+            return self._meta
+
+    async def close(self) -> None:
+        """Close the kept connections (they reopen on the next call)."""
+        admin, meta, self._admin_client, self._meta = self._admin_client, self._meta, None, None
+        with contextlib.suppress(Exception):
+            if admin is not None:
+                await admin.close()
+        with contextlib.suppress(Exception):
+            if meta is not None:
+                await meta.stop()
 
     async def list_topics(self) -> list[str]:
         """Names of the user topics on the broker."""
-        admin = await self._admin()
         try:
-            return sorted(t for t in await admin.list_topics() if not t.startswith("__"))
-        finally:
-            await admin.close()
+            topics = await (await self._metadata()).topics()
+        except KafkaError as exc:
+            await self.close()
+            raise self._unreachable(exc) from exc
+        return sorted(t for t in topics if not t.startswith("__"))
 
     async def partition_count(self, topic: str) -> int | None:
         """How many partitions ``topic`` has, or None when it does not exist."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers)
+        consumer = await self._metadata()
         try:
-            await consumer.start()
-            if topic not in await consumer.topics():
+            if topic not in await consumer.topics():  # a metadata request: always fresh
                 return None
-            return len(consumer.partitions_for_topic(topic) or ())
         except KafkaError as exc:
-            raise ConnectorError(f"Kafka at {self.bootstrap_servers} is unreachable: {exc}") from exc
-        finally:
-            await consumer.stop()
+            await self.close()
+            raise self._unreachable(exc) from exc
+        return len(consumer.partitions_for_topic(topic) or ())
 
     async def ensure_topic(self, topic: str, partitions: int) -> None:
         """Create ``topic`` with ``partitions`` partitions unless it exists."""
@@ -248,9 +318,8 @@ class KafkaAdmin:
         except TopicAlreadyExistsError:
             pass
         except KafkaError as exc:
+            await self.close()
             raise ConnectorError(f"cannot create topic '{topic}': {exc}") from exc
-        finally:
-            await admin.close()
 
     async def reachable(self) -> bool:
         """Whether the broker answers a metadata request."""
@@ -259,6 +328,37 @@ class KafkaAdmin:
         except ConnectorError:
             return False
         return True
+
+    async def describe_topics(self, timeout_ms: int = 1500) -> dict[str, dict[int, int | None]]:
+        """Every user topic with, per partition, its end offset (the next offset to be written).
+
+        End offsets come from the fetch high watermark, not ``end_offsets()`` (ListOffsets(latest)
+        under-reports on the embedded broker, architecture.md): the consumer seeks to ListOffsets'
+        answer — at or just before the true end, so the fetch returns at most the last batch — and
+        one fetch per partition reports its high watermark. ``None`` when no fetch answered in time.
+        """
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+                                    fetch_max_wait_ms=50, max_partition_fetch_bytes=1)
+        try:
+            await consumer.start()
+            names = sorted(t for t in await consumer.topics() if not t.startswith("__"))
+            tps = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
+            if tps:
+                consumer.assign(tps)
+                await consumer.seek_to_end(*tps)
+                deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+                while any(consumer.highwater(tp) is None for tp in tps):
+                    if asyncio.get_running_loop().time() >= deadline:
+                        break
+                    await consumer.getmany(timeout_ms=100)
+            topics: dict[str, dict[int, int | None]] = {t: {} for t in names}
+            for tp in tps:
+                topics[tp.topic][tp.partition] = consumer.highwater(tp)
+            return topics
+        except KafkaError as exc:
+            raise ConnectorError(f"Kafka at {self.bootstrap_servers} is unreachable: {exc}") from exc
+        finally:
+            await consumer.stop()
 
 
 async def sample_columns(bootstrap_servers: str, topic: str, timeout_ms: int = 500) -> list[str]:

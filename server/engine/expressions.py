@@ -1,20 +1,29 @@
 """Expression code generation: an AST expression becomes one Python expression string.
 
 The generated code implements SQL's NULL semantics inline (walrus temporaries guard every operator),
-so a record's evaluation is straight-line Python with no tree walk and no call per operator.
+so a record's evaluation is straight-line Python with no tree walk and no call per operator. Only the
+operators whose three-valued rules are long (BETWEEN, IN with NULL items) call a small helper.
+
+Where a value does not come from a record column — a group key, an aggregate's result, an analytic
+(OVER) value, a window bound — the operator compiling the query passes ``substitute``, which returns
+the code for such nodes before the generic rules run.
 """
 
 from __future__ import annotations
 
+import re
 from ast import literal_eval
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from velo.grammar import ast
+from velo.grammar.errors import SqlValidationError
 
-from ..errors import ValidationError
 from .functions import lookup
+from .types import CastError, caster, type_name
 
 _ARITHMETIC = {"+", "-", "*"}
 _COMPARISON = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -22,7 +31,11 @@ _COMPARISON = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="
 
 def _div(a: Any, b: Any) -> Any:
     """SQL division: NULL on a zero divisor; two integers give a DOUBLE."""
-    return None if b == 0 else a / b
+    if b == 0:
+        return None
+    if isinstance(a, Decimal) and isinstance(b, Decimal):
+        return a / b
+    return float(a) / float(b)
 
 
 def _mod(a: Any, b: Any) -> Any:
@@ -33,11 +46,101 @@ def _mod(a: Any, b: Any) -> Any:
     return -r if a < 0 else r
 
 
+def _str(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
 def _concat(a: Any, b: Any) -> str:
-    return f"{a}{b}"
+    return _str(a) + _str(b)
 
 
-RUNTIME: dict[str, Any] = {"_div": _div, "_mod": _mod, "_concat": _concat}
+def _between(x: Any, low: Any, high: Any) -> bool | None:
+    """``x BETWEEN low AND high`` as ``x >= low AND x <= high`` in three-valued logic."""
+    ge = None if x is None or low is None else x >= low
+    le = None if x is None or high is None else x <= high
+    if ge is False or le is False:
+        return False
+    if ge is None or le is None:
+        return None
+    return True
+
+
+def _in(x: Any, items: tuple[Any, ...]) -> bool | None:
+    """``x IN (items)``: TRUE on a match, NULL when no match but a NULL is involved, else FALSE."""
+    if x is None:
+        return None
+    saw_null = False
+    for item in items:
+        if item is None:
+            saw_null = True
+        elif item == x:
+            return True
+    return None if saw_null else False
+
+
+def _subscript(v: Any, i: Any) -> Any:
+    """``a[i]`` (arrays 1-based; out of range is NULL) or ``m['k']`` (missing key is NULL)."""
+    if v is None or i is None:
+        return None
+    if isinstance(v, list):
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"array index must be an integer, got {i!r}")
+        return v[i - 1] if 1 <= i <= len(v) else None
+    if isinstance(v, dict):
+        return v.get(str(i))
+    raise TypeError(f"cannot subscript a {type(v).__name__}")
+
+
+def _field(v: Any, name: str) -> Any:
+    """``s.name`` on a struct (a JSON object); NULL when absent."""
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        return v.get(name)
+    raise TypeError(f"cannot read field '{name}' of a {type(v).__name__}")
+
+
+def _extract(unit: str, ts: Any) -> Any:
+    """``EXTRACT(unit FROM ts)`` for a TIMESTAMP (ms since the epoch)."""
+    if ts is None:
+        return None
+    ms = int(ts)
+    if unit == "EPOCH":
+        return ms // 1000
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    if unit == "MILLISECOND":
+        return ms % 1000
+    if unit == "DOW":
+        return dt.isoweekday() % 7  # Sunday = 0, as in PostgreSQL and DuckDB
+    if unit == "DOY":
+        return dt.timetuple().tm_yday
+    value = getattr(dt, unit.lower(), None)
+    if value is None:
+        raise ValueError(f"unknown EXTRACT unit {unit}")
+    return int(value)
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a SQL LIKE pattern (``%`` any run, ``_`` one character)."""
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _like(x: Any, pattern: Any) -> bool | None:
+    if x is None or pattern is None:
+        return None
+    return like_regex(str(pattern)).fullmatch(str(x)) is not None
+
+
+RUNTIME: dict[str, Any] = {
+    "_div": _div, "_mod": _mod, "_concat": _concat, "_between": _between, "_in": _in,
+    "_subscript": _subscript, "_field": _field, "_extract": _extract, "_like": _like,
+    "Decimal": Decimal,
+}
 """Helpers every generated function may call, bound into its namespace."""
 
 
@@ -50,30 +153,60 @@ def _is_constant(code: str) -> bool:
     return value is not None
 
 
-def _position(node: ast.Node) -> dict[str, int]:
-    return {"line": node.span.line, "column": node.span.column} if node.span else {}
+def position(node: ast.Node | None) -> dict[str, int]:
+    """``line``/``column`` keyword arguments of a node's span (for SqlValidationError)."""
+    if node is None or node.span is None:
+        return {}
+    return {"line": node.span.line, "column": node.span.column}
+
+
+def error(message: str, node: ast.Node | None = None,
+          suggestions: list[str] | None = None) -> SqlValidationError:
+    """A validation error placed at ``node``."""
+    return SqlValidationError(message, suggestions=suggestions, **position(node))
+
+
+Substitute = Callable[[ast.Expr], "str | None"]
 
 
 @dataclass
 class ExprCompiler:
-    """Turns expressions into Python source over a decoded record ``r`` (a dict).
+    """Turns expressions into Python source over the names a generated function defines.
 
-    ``column_source`` maps a column reference to its access code; ``namespace`` collects the objects
-    (function implementations) that the generated source refers to.
+    ``column_source`` maps a column reference to its access code; ``substitute`` (optional) claims
+    nodes computed elsewhere; ``namespace`` collects the objects (function implementations, casts,
+    patterns) that the generated source refers to.
     """
 
     column_source: Callable[[ast.Column], str]
+    substitute: Substitute | None = None
     namespace: dict[str, Any] = field(default_factory=lambda: dict(RUNTIME))
+    record_var: str | None = "m"  # the raw record, for HEADER(); None where there is none
     _temps: int = 0
+    _consts: int = 0
 
     def _temp(self) -> str:
         self._temps += 1
         return f"_t{self._temps}"
 
+    def bind(self, value: Any, prefix: str = "_c") -> str:
+        """A name in the generated namespace bound to ``value``."""
+        self._consts += 1
+        name = f"{prefix}{self._consts}"
+        self.namespace[name] = value
+        return name
+
     def compile(self, node: ast.Expr) -> str:
         """Python source computing ``node``'s SQL value."""
+        if self.substitute is not None:
+            code = self.substitute(node)
+            if code is not None:
+                return code
         if isinstance(node, ast.Literal):
-            return repr(node.value)
+            v = node.value
+            if isinstance(v, Decimal):
+                return repr(float(v))  # a literal 1.05 is DOUBLE; exact DECIMAL comes from CAST
+            return repr(v)
         if isinstance(node, ast.Column):
             return self.column_source(node)
         if isinstance(node, ast.UnaryOp):
@@ -82,9 +215,37 @@ class ExprCompiler:
             return self._binary(node)
         if isinstance(node, ast.FunctionCall):
             return self._call(node)
-        raise ValidationError(
-            f"{type(node).__name__} is not supported in this position", **_position(node)
-        )
+        if isinstance(node, ast.Interval):
+            return repr(node.millis)
+        if isinstance(node, ast.IsNull):
+            return f"(({self.compile(node.operand)}) is {'not ' if node.negated else ''}None)"
+        if isinstance(node, ast.Between):
+            code = (f"_between({self.compile(node.operand)}, {self.compile(node.low)}, "
+                    f"{self.compile(node.high)})")
+            return self._negate(code) if node.negated else code
+        if isinstance(node, ast.InList):
+            return self._in_list(node)
+        if isinstance(node, ast.Like):
+            return self._like(node)
+        if isinstance(node, ast.Case):
+            return self._case(node)
+        if isinstance(node, ast.Cast):
+            fn = self.bind(caster(node.type), "_cast")
+            t = self._temp()
+            return f"(None if ({t} := {self.compile(node.operand)}) is None else {fn}({t}))"
+        if isinstance(node, ast.Subscript):
+            return f"_subscript({self.compile(node.operand)}, {self.compile(node.index)})"
+        if isinstance(node, ast.FieldAccess):
+            return f"_field({self.compile(node.operand)}, {node.field!r})"
+        if isinstance(node, ast.ArrayLiteral):
+            return "[" + ", ".join(self.compile(i) for i in node.items) + "]"
+        if isinstance(node, ast.Extract):
+            return f"_extract({node.unit!r}, {self.compile(node.operand)})"
+        if isinstance(node, ast.InSubquery | ast.Exists):
+            raise error("subqueries (IN (SELECT …), EXISTS) are not supported yet", node)
+        if isinstance(node, ast.Star):
+            raise error("* is only allowed as a select item or in COUNT(*)", node)
+        raise error(f"{type(node).__name__} is not supported in this position", node)
 
     def predicate(self, node: ast.Expr) -> str:
         """Source that is truthy exactly when ``node`` is TRUE (for WHERE/HAVING).
@@ -96,6 +257,10 @@ class ExprCompiler:
             op = node.op.lower()
             return f"({self.predicate(node.left)} {op} {self.predicate(node.right)})"
         return self.compile(node)
+
+    def _negate(self, code: str) -> str:
+        t = self._temp()
+        return f"(None if ({t} := {code}) is None else not {t})"
 
     def _guarded(self, left: str, right: str, result: Callable[[str, str], str]) -> str:
         # A non-NULL literal needs no NULL guard and no temporary.
@@ -116,9 +281,9 @@ class ExprCompiler:
 
     def _unary(self, node: ast.UnaryOp) -> str:
         operand = self.compile(node.operand)
-        t = self._temp()
         if node.op == "NOT":
-            return f"(None if ({t} := {operand}) is None else not {t})"
+            return self._negate(operand)
+        t = self._temp()
         return f"(None if ({t} := {operand}) is None else {node.op}{t})"
 
     def _binary(self, node: ast.BinaryOp) -> str:
@@ -143,23 +308,86 @@ class ExprCompiler:
             return self._guarded(left, right, lambda a, b: f"_mod({a}, {b})")
         if op == "||":
             return self._guarded(left, right, lambda a, b: f"_concat({a}, {b})")
-        raise ValidationError(f"operator {op} is not supported", **_position(node))
+        raise error(f"operator {op} is not supported", node)
+
+    def _in_list(self, node: ast.InList) -> str:
+        operand = self.compile(node.operand)
+        items = [self.compile(i) for i in node.items]
+        if all(_is_constant(i) for i in items):
+            values = frozenset(literal_eval(i) for i in items)
+            ref = self.bind(values, "_set")
+            t = self._temp()
+            code = f"(None if ({t} := {operand}) is None else {t} in {ref})"
+        else:
+            code = f"_in({operand}, ({', '.join(items)},))"
+        return self._negate(code) if node.negated else code
+
+    def _like(self, node: ast.Like) -> str:
+        operand = self.compile(node.operand)
+        if isinstance(node.pattern, ast.Literal) and isinstance(node.pattern.value, str):
+            ref = self.bind(like_regex(node.pattern.value), "_re")
+            t = self._temp()
+            code = f"(None if ({t} := {operand}) is None else {ref}.fullmatch(str({t})) is not None)"
+        else:
+            code = f"_like({operand}, {self.compile(node.pattern)})"
+        return self._negate(code) if node.negated else code
+
+    def _case(self, node: ast.Case) -> str:
+        code = self.compile(node.else_) if node.else_ is not None else "None"
+        if node.operand is not None:
+            t = self._temp()
+            subject = self.compile(node.operand)
+            for when in reversed(node.whens):
+                code = (f"({self.compile(when.result)} if {t} is not None and "
+                        f"{t} == {self.compile(when.condition)} else {code})")
+            return f"(({t} := {subject}), {code})[1]"
+        for when in reversed(node.whens):
+            code = f"({self.compile(when.result)} if {self.predicate(when.condition)} else {code})"
+        return code
 
     def _call(self, node: ast.FunctionCall) -> str:
         fn = lookup(node.name)
         if fn is None:
-            raise ValidationError(f"unknown function {node.name}", **_position(node))
+            raise error(f"unknown function {node.name}", node, suggestions=suggest_functions(node.name))
+        if fn.kind == "aggregate" and node.over is None:
+            raise error(f"aggregate {node.name} is not allowed here", node)
+        if node.over is not None or fn.kind == "analytic":
+            raise error(f"analytic {node.name}(...) OVER is not allowed here", node)
         if not fn.accepts(len(node.args)):
-            raise ValidationError(
-                f"wrong number of arguments to {node.name}: expected {fn.signature}",
-                **_position(node),
-            )
+            raise error(f"wrong number of arguments to {node.name}: expected {fn.signature}", node)
+        if fn.name in ("HEADER", "HAS_HEADER", "HEADER_KEYS"):
+            if self.record_var is None:
+                raise error(f"{fn.name} reads the source record's headers: not available here", node)
+            args = [self.record_var, *(self.compile(a) for a in node.args)]
+        else:
+            args = [self.compile(a) for a in node.args]
         ref = f"_f_{fn.name}"
         self.namespace[ref] = fn.impl
-        return f"{ref}({', '.join(self.compile(a) for a in node.args)})"
+        return f"{ref}({', '.join(args)})"
 
 
-def infer_type(node: ast.Expr) -> str:
+def suggest_functions(name: str) -> list[str]:
+    """Registered function names close to ``name``."""
+    import difflib
+
+    from .functions import all_functions
+
+    return difflib.get_close_matches(name.upper(), [f.name for f in all_functions()], n=3)
+
+
+def check_cast(value: Any, t: ast.DataType) -> Any:
+    """Cast one value (used outside generated code, e.g. for table rows)."""
+    if value is None:
+        return None
+    try:
+        return caster(t)(value)
+    except CastError:
+        raise
+    except Exception as exc:
+        raise CastError(f"cannot cast {value!r} to {type_name(t)}") from exc
+
+
+def infer_type(node: ast.Expr, column_type: Callable[[ast.Column], str] | None = None) -> str:
     """A best-effort SQL type name for a result column (records without a schema are untyped)."""
     if isinstance(node, ast.Literal):
         v = node.value
@@ -167,9 +395,11 @@ def infer_type(node: ast.Expr) -> str:
             return "BOOLEAN"
         if isinstance(v, int):
             return "BIGINT"
-        if isinstance(v, float):
+        if isinstance(v, float | Decimal):
             return "DOUBLE"
         return "STRING" if isinstance(v, str) else "ANY"
+    if isinstance(node, ast.Column):
+        return column_type(node) if column_type else "ANY"
     if isinstance(node, ast.BinaryOp):
         if node.op in _COMPARISON or node.op in ("AND", "OR"):
             return "BOOLEAN"
@@ -177,11 +407,24 @@ def infer_type(node: ast.Expr) -> str:
             return "STRING"
         if node.op == "/":
             return "DOUBLE"
-        left, right = infer_type(node.left), infer_type(node.right)
+        left, right = infer_type(node.left, column_type), infer_type(node.right, column_type)
         return left if left == right else "DOUBLE" if "DOUBLE" in (left, right) else "ANY"
     if isinstance(node, ast.UnaryOp):
-        return "BOOLEAN" if node.op == "NOT" else infer_type(node.operand)
+        return "BOOLEAN" if node.op == "NOT" else infer_type(node.operand, column_type)
+    if isinstance(node, ast.IsNull | ast.Between | ast.InList | ast.Like | ast.Exists
+                  | ast.InSubquery):
+        return "BOOLEAN"
+    if isinstance(node, ast.Cast):
+        return type_name(node.type)
+    if isinstance(node, ast.Extract | ast.Interval):
+        return "BIGINT"
+    if isinstance(node, ast.Case):
+        return infer_type(node.whens[0].result, column_type)
     if isinstance(node, ast.FunctionCall):
         fn = lookup(node.name)
-        return fn.return_type if fn else "ANY"
+        if fn is None:
+            return "ANY"
+        if fn.return_type == "ARG" and node.args:
+            return infer_type(node.args[0], column_type)
+        return fn.return_type
     return "ANY"

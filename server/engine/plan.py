@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from velo.grammar import ast
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,33 +14,33 @@ class OutputColumn:
 
 
 @dataclass(frozen=True)
-class FilterProject:
-    """Per-record work: decode, filter by ``predicate``, project ``projections`` (after ``*``)."""
-
-    predicate: ast.Expr | None
-    projections: tuple[tuple[str, ast.Expr], ...]
-    star: bool
-    star_columns: tuple[str, ...] | None = None  # known columns of the source, when ``*`` is used
-
-
-@dataclass(frozen=True)
 class QueryPlan:
-    """A compiled-to-be query: source topic, the per-record operator and the result's shape."""
+    """A compiled-to-be query: its inputs, its operator chain and the result's shape.
+
+    ``operator`` is the family: ``filter_project``, ``aggregate``, ``join`` or ``over``; ``steps``
+    are the readable lines EXPLAIN shows; ``late_strategy`` tells the driver what to do with
+    ``Emitted.late`` (``drop``: count only, ``dead_letter``: write to the DLQ).
+    """
 
     source: str
-    operator: FilterProject
+    operator: str
     columns: tuple[OutputColumn, ...]
     emit: str  # "none" for a plain stream query; "changes" | "final" for aggregates
     limit: int | None
+    steps: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    late_strategy: str = "drop"
+    warnings: tuple[str, ...] = field(default=())
+    key_columns: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """A readable rendering of the plan for EXPLAIN."""
-        op = self.operator
-        lines = [f"Source: kafka topic '{self.source}' (JSON values)"]
-        if op.predicate is not None:
-            lines.append("Filter: WHERE clause")
-        cols = ", ".join(c.name for c in self.columns) or "*"
-        lines.append(f"Project: {cols}{' (plus every source column)' if op.star else ''}")
+        lines = list(self.steps)
+        cols = ", ".join(f"{c.name} {c.type}" for c in self.columns) or "*"
+        lines.append(f"Output: {cols}")
+        if self.emit != "none":
+            lines.append(f"Emit: {self.emit.upper()}")
         if self.limit is not None:
             lines.append(f"Limit: {self.limit}")
+        lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)

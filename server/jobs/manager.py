@@ -1,7 +1,8 @@
 """The MultiJobSqlServer: deploys, lists, stops, pauses and resumes many named jobs in one process.
 
 Every check that decides whether a job may exist (name, duplicate, limit) happens under one lock, so
-concurrent deploys from many clients give exactly the jobs the rules allow.
+concurrent deploys from many clients give exactly the jobs the rules allow. With a registry, every
+change of a job's desired state is persisted and ``restore()`` brings the jobs back after a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from velo.grammar import ast
 from velo.grammar.parser import parse_statement
 
 from ..connectors.base import ConnectorError, Sink, Source
-from ..connectors.kafka import KafkaAdmin, KafkaSink, KafkaSource
+from ..connectors.inputs import input_source
+from ..connectors.kafka import KafkaAdmin, KafkaSink
+from ..engine.catalog import catalog_of
 from ..engine.compile import compile_select
 from ..errors import (
     BadRequestError,
@@ -28,7 +31,10 @@ from ..errors import (
     NotFoundError,
     ValidationError,
 )
-from .runtime import LIVE_STATES, Command, JobRuntime, JobSpec, JobState
+from .failures import FailurePolicy
+from .model import LIVE_STATES, JobSpec, JobState
+from .registry import JobRecord, JobRegistry
+from .runtime import Command, JobRuntime
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _START_TIMEOUT_S = 10.0
@@ -36,7 +42,7 @@ _CONTROL_TIMEOUT_S = 10.0
 _STARTED = frozenset(JobState) - {JobState.STARTING}
 
 SourceFactory = Callable[[JobSpec], Source]
-SinkFactory = Callable[[JobSpec], Sink]
+SinkFactory = Callable[[JobSpec, str], Sink]
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,20 @@ def _int_property(props: dict[str, Any], key: str, default: int) -> int:
         raise ValidationError(f"property '{key}' must be an integer, got {value!r}") from None
 
 
+def check_delivery(props: dict[str, Any]) -> None:
+    """Reject a delivery guarantee the broker cannot give, before anything starts."""
+    guarantee = str(props.get("delivery.guarantee", "at_least_once")).lower()
+    if guarantee == "exactly_once":
+        # Tansu (the embedded broker) has no producer ids: InitProducerId fails, so Kafka transactions
+        # cannot work. Refusing here beats a job that fails at start with an UnknownError.
+        raise ValidationError(
+            "'delivery.guarantee' = 'exactly_once' needs Kafka transactions, which this broker does not "
+            "support; use 'at_least_once' (the default)"
+        )
+    if guarantee != "at_least_once":
+        raise ValidationError(f"unknown delivery.guarantee '{guarantee}': use at_least_once")
+
+
 class MultiJobSqlServer:
     """The job manager. Sources and sinks default to Kafka; tests may pass other factories."""
 
@@ -62,11 +82,13 @@ class MultiJobSqlServer:
         self,
         config: ManagerConfig,
         *,
+        registry: JobRegistry | None = None,
         source_factory: SourceFactory | None = None,
         sink_factory: SinkFactory | None = None,
     ) -> None:
         self.config = config
         self.admin = KafkaAdmin(config.brokers)
+        self.registry = registry
         self._jobs: dict[str, JobRuntime] = {}
         self._lock = asyncio.Lock()
         self._source_factory = source_factory or self._kafka_source
@@ -75,19 +97,20 @@ class MultiJobSqlServer:
     # ------------------------------------------------------------------ factories
 
     def _kafka_source(self, spec: JobSpec) -> Source:
-        return KafkaSource(self.config.brokers, spec.source_topic, group_id=f"velo-{spec.name}")
+        return input_source(spec.query.inputs, self.config.brokers, group_id=f"velo-{spec.name}")
 
-    def _kafka_sink(self, spec: JobSpec) -> Sink:
-        return KafkaSink(self.config.brokers, spec.sink_topic)
+    def _kafka_sink(self, spec: JobSpec, topic: str) -> Sink:
+        return KafkaSink(self.config.brokers, topic)
 
     # ------------------------------------------------------------------ queries
 
     def list_jobs(self, like: str | None = None) -> list[JobRuntime]:
-        """Live and failed jobs, by name; ``like`` is a SQL pattern (``%`` and ``_``)."""
+        """Jobs known to the server, by name; ``like`` is a SQL pattern (``%`` and ``_``)."""
         jobs = sorted(self._jobs.values(), key=lambda j: j.name)
         if like is None:
             return jobs
-        pattern = like.lower().replace("*", "[*]").replace("%", "*").replace("_", "?")
+        pattern = like.lower().replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+        pattern = pattern.replace("%", "*").replace("_", "?")
         return [j for j in jobs if fnmatch.fnmatchcase(j.name, pattern)]
 
     def get_job(self, name: str) -> JobRuntime:
@@ -98,36 +121,39 @@ class MultiJobSqlServer:
         return job
 
     def live_count(self) -> int:
-        """How many jobs hold a slot (every state but FAILED)."""
+        """How many jobs hold a slot (STARTING, RUNNING, PAUSED, DEGRADED)."""
         return sum(1 for j in self._jobs.values() if j.state in LIVE_STATES)
 
     # ------------------------------------------------------------------ deploy
 
-    def _spec(
+    def build_spec(
         self,
         sql: str,
-        name: str | None,
-        properties: dict[str, Any] | None,
+        name: str | None = None,
+        properties: dict[str, Any] | None = None,
         statement: ast.Statement | None = None,
+        *,
+        app: str | None = None,
+        version: str | None = None,
     ) -> JobSpec:
+        """Parse, validate and compile a job statement; nothing starts."""
         if not sql or not sql.strip():
             raise BadRequestError("the job's SQL is empty")
         stmt = statement if statement is not None else parse_statement(sql)
         if not isinstance(stmt, ast.CreateStreamAs | ast.StartJob):
-            raise BadRequestError(
-                "a job needs a CREATE STREAM … AS SELECT or START JOB … AS SELECT statement"
-            )
+            raise BadRequestError("a job needs a CREATE STREAM … AS SELECT or START JOB … AS SELECT statement")
         job_name = (name if name is not None else stmt.name).strip().lower()
         if not job_name:
             raise BadRequestError("the job's name is empty")
         if not NAME_RE.fullmatch(job_name):
-            raise BadRequestError(
-                f"invalid job name '{job_name}': use a letter, then letters, digits or _ (≤ 64)"
-            )
+            raise BadRequestError(f"invalid job name '{job_name}': use a letter, then letters, digits or _ (≤ 64)")
         props = {p.key.lower(): p.value for p in (*stmt.query.properties, *stmt.properties)}
         props.update({k.lower(): v for k, v in (properties or {}).items()})
+        check_delivery(props)
+        FailurePolicy.from_properties(job_name, props)  # validates the strategy keys early
         sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
-        query = compile_select(stmt.query)
+        query = compile_select(stmt.query, catalog=catalog_of(self), properties=props,
+                               data_dir=getattr(self.config, "data_dir", None), sink_name=stmt.name)
         return JobSpec(
             name=job_name,
             sql=sql,
@@ -135,6 +161,8 @@ class MultiJobSqlServer:
             source_topic=query.plan.source,
             sink_topic=sink_topic,
             properties=props,
+            app=app,
+            version=version,
             batch_size=_int_property(props, "batch.size", 2000),
             batch_timeout_ms=_int_property(props, "batch.timeout", 100),
         )
@@ -146,32 +174,102 @@ class MultiJobSqlServer:
         properties: dict[str, Any] | None = None,
         *,
         statement: ast.Statement | None = None,
+        app: str | None = None,
+        version: str | None = None,
     ) -> JobRuntime:
         """Validate, compile and start a job; returns once it is RUNNING (or has failed)."""
-        spec = self._spec(sql, name, properties, statement)
+        spec = self.build_spec(sql, name, properties, statement, app=app, version=version)
+        job = await self.admit(spec)
+        await job.wait_for(_STARTED, _START_TIMEOUT_S)
+        return job
+
+    async def admit(
+        self, spec: JobSpec, desired: JobState = JobState.RUNNING, persist: bool = True, prepare: bool = True
+    ) -> JobRuntime:
+        """Take a slot for ``spec`` and start it (or leave it paused/stopped as ``desired`` says).
+
+        ``prepare`` checks the source and creates the sink topics first; a restore skips it when the
+        broker is down, and the job starts DEGRADED, retrying, instead of failing.
+        """
         async with self._lock:
             existing = self._jobs.get(spec.name)
             if existing is not None and existing.state in LIVE_STATES:
                 raise DuplicateJobError(f"a job named '{spec.name}' already exists")
-            if self.live_count() >= self.config.max_jobs:
-                raise JobLimitError(
-                    f"the server runs its limit of {self.config.max_jobs} jobs; stop one first"
-                )
-            await self._prepare_topics(spec)
-            job = JobRuntime(spec, self._source_factory(spec), self._sink_factory(spec))
+            if desired is not JobState.STOPPED and self.live_count() >= self.config.max_jobs:
+                raise JobLimitError(f"the server runs its limit of {self.config.max_jobs} jobs; stop one first")
+            policy = FailurePolicy.from_properties(spec.name, spec.properties)
+            if prepare:
+                await self._prepare_topics(spec, policy)
+            job = JobRuntime(
+                spec,
+                self._source_factory(spec),
+                self._sink_factory(spec, spec.sink_topic),
+                policy=policy,
+                dlq=self._sink_factory(spec, policy.dlq_topic) if policy.uses_dlq else None,
+                on_change=self._persist_state,
+            )
             self._jobs[spec.name] = job
-            job.start()
-        await job.wait_for(_STARTED, _START_TIMEOUT_S)
+            if persist and self.registry is not None:
+                self.registry.save(JobRecord(spec.name, spec.sql, spec.properties, spec.app, spec.version,
+                                             desired.value, None, job.created_at.isoformat()))
+            if desired is JobState.STOPPED:
+                job.mark(JobState.STOPPED, "restored without auto-deploy; RESUME JOB to start it")
+            else:
+                if desired is JobState.PAUSED:
+                    job.send(Command.PAUSE)  # handled before the first fetch: no record is read
+                job.start()
         return job
 
-    async def _prepare_topics(self, spec: JobSpec) -> None:
+    async def _prepare_topics(self, spec: JobSpec, policy: FailurePolicy) -> None:
         try:
-            partitions = await self.admin.partition_count(spec.source_topic)
-            if partitions is None:
-                raise ValidationError(f"unknown stream or topic '{spec.source_topic}'")
+            counts = [await self.admin.partition_count(i.topic) for i in spec.query.inputs if i.kind == "kafka"]
+            missing = [i.topic for i, n in zip(spec.query.inputs, counts, strict=False) if n is None]
+            if missing:
+                raise ValidationError(f"unknown stream or topic '{missing[0]}'")
+            partitions = next((n for n in counts if n is not None), 4)
             await self.admin.ensure_topic(spec.sink_topic, partitions)
+            if policy.uses_dlq:
+                await self.admin.ensure_topic(policy.dlq_topic, 1)
         except ConnectorError as exc:
             raise KafkaUnavailableError(str(exc)) from exc
+
+    def _persist_state(self, job: JobRuntime) -> None:
+        """Keep the registry's desired state in step with the job (called on every transition)."""
+        if self.registry is None or self._jobs.get(job.name) is not job:
+            return
+        if job.state in (JobState.RUNNING, JobState.PAUSED, JobState.FAILED):
+            self.registry.set_state(job.name, job.state.value, job.error)
+
+    # ------------------------------------------------------------------ restore
+
+    async def restore(self, auto_deploy: bool = True) -> list[str]:
+        """Bring back every registered job in its last desired state; returns the names restored.
+
+        A job that cannot be rebuilt (its source is gone, its SQL no longer valid) is listed as
+        FAILED with the reason rather than blocking the others.
+        """
+        if self.registry is None:
+            return []
+        restored = []
+        for record in self.registry.load():
+            desired = JobState(record.state) if auto_deploy else JobState.STOPPED
+            try:
+                spec = self.build_spec(record.sql, record.name, record.properties,
+                                       app=record.app, version=record.version)
+                if desired is JobState.FAILED:
+                    job = await self.admit(spec, JobState.STOPPED, persist=False)
+                    job.error = record.reason
+                    job.mark(JobState.FAILED, record.reason or "failed before the restart")
+                else:
+                    try:
+                        await self.admit(spec, desired, persist=False)
+                    except KafkaUnavailableError:
+                        await self.admit(spec, desired, persist=False, prepare=False)
+            except Exception as exc:
+                self.registry.set_state(record.name, JobState.FAILED.value, f"restore failed: {exc}")
+                continue
+            restored.append(record.name)
+        return restored
 
     # ------------------------------------------------------------------ control
 
@@ -182,10 +280,12 @@ class MultiJobSqlServer:
         async with self._lock:
             if self._jobs.get(job.name) is job:
                 del self._jobs[job.name]
+                if self.registry is not None:
+                    self.registry.delete(job.name)
         return job
 
     async def pause_job(self, name: str) -> JobRuntime:
-        """Pause a running job (offsets and state kept)."""
+        """Pause a running job (offsets and operator state kept; the consumer stays in its group)."""
         job = self.get_job(name)
         if job.state not in (JobState.RUNNING, JobState.DEGRADED):
             raise InvalidStateError(f"job '{job.name}' is {job.state.value}, not RUNNING")
@@ -194,17 +294,25 @@ class MultiJobSqlServer:
         return job
 
     async def resume_job(self, name: str) -> JobRuntime:
-        """Resume a paused job."""
+        """Resume a paused job, or start one restored without auto-deploy."""
         job = self.get_job(name)
+        if job.state is JobState.STOPPED and job.task is None:
+            async with self._lock:
+                if self.live_count() >= self.config.max_jobs:
+                    raise JobLimitError(f"the server runs its limit of {self.config.max_jobs} jobs; stop one first")
+                job.start()
+            await job.wait_for(_STARTED - {JobState.STOPPED}, _START_TIMEOUT_S)
+            return job
         if job.state is not JobState.PAUSED:
             raise InvalidStateError(f"job '{job.name}' is {job.state.value}, not PAUSED")
         job.send(Command.RESUME)
-        await job.wait_for(
-            frozenset({JobState.RUNNING, JobState.DEGRADED, JobState.FAILED}), _CONTROL_TIMEOUT_S
-        )
+        await job.wait_for(frozenset({JobState.RUNNING, JobState.DEGRADED, JobState.FAILED}), _CONTROL_TIMEOUT_S)
         return job
 
     async def shutdown(self) -> None:
-        """Stop every job (graceful drain), as on server exit."""
+        """Stop every job's task (graceful drain) without forgetting them: a restart restores them."""
         await asyncio.gather(*(j.stop() for j in list(self._jobs.values())))
         self._jobs.clear()
+        await self.admin.close()
+        if self.registry is not None:
+            self.registry.close()

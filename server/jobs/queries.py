@@ -20,6 +20,7 @@ from velo.grammar import ast
 
 from ..connectors.base import ConnectorError, Source
 from ..connectors.formats import json_columns
+from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaSource, sample_columns
 from ..engine import CompiledQuery, RowEvent, compile_select
 from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
@@ -103,10 +104,17 @@ class QueryManager:
         if offset_reset not in ("earliest", "latest"):
             raise ValidationError("'auto.offset.reset' must be 'earliest' or 'latest'")
         wants_star = any(isinstance(i.expr, ast.Star) for i in select.items)
-        compiled = compile_select(select)  # validates before anything touches Kafka
-        source = self._source_factory(select.from_.name, offset_reset)
+        options: dict[str, Any] = {"catalog": getattr(self, "catalog", None), "properties": props,
+                                   "data_dir": getattr(self, "data_dir", None)}
+        compiled = compile_select(select, **options)  # validates before anything touches Kafka
+        first = compiled.inputs[0]
+        if len(compiled.inputs) > 1 or first.kind != "kafka":
+            source = input_source(compiled.inputs, self.brokers, group_id=None, offset_reset=offset_reset)
+        else:
+            source = self._source_factory(first.topic, offset_reset)
+        wants_star = wants_star and first.kind == "kafka" and compiled.plan.operator == "filter_project"
         try:
-            star_columns = await sample_columns(self.brokers, select.from_.name) if wants_star \
+            star_columns = await sample_columns(self.brokers, first.topic) if wants_star \
                 else None
             await source.start()
         except ConnectorError as exc:
@@ -115,13 +123,13 @@ class QueryManager:
                 raise ValidationError(f"unknown stream or topic '{select.from_.name}'") from exc
             raise KafkaUnavailableError(str(exc)) from exc
         if star_columns:
-            compiled = compile_select(select, star_columns)
+            compiled = compile_select(select, star_columns, **options)
         query = TransientQuery(f"q-{next(self._counter)}-{secrets.token_hex(3)}", sql, client)
         self._queries[query.id] = query
         effective_limit = min(x for x in (limit, select.limit) if x is not None) \
             if limit is not None or select.limit is not None else None
         events = self._events(query, select, compiled, source, effective_limit,
-                              delay_header=wants_star and not star_columns)
+                              delay_header=wants_star and not star_columns, options=options)
         return query, events
 
     async def _events(
@@ -132,6 +140,7 @@ class QueryManager:
         source: Source,
         limit: int | None,
         delay_header: bool,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
         reason = "cancelled"
         processor = compiled.processor("rows")
@@ -146,12 +155,12 @@ class QueryManager:
                 batch = await source.read(_POLL_MS, 500)
                 if batch.records and delay_header:
                     keys = json_columns(r.value for r in batch.records)
-                    compiled = compile_select(select, keys)
+                    compiled = compile_select(select, keys, **(options or {}))
                     processor = compiled.processor("rows")
                     delay_header = False
                     yield _header(query, compiled)
                 if batch.records:
-                    emitted = processor.process(batch.records)
+                    emitted = processor.process(batch.records, getattr(source, "last_index", 0))
                 elif source.at_end:
                     emitted = processor.finish()
                 else:

@@ -1,8 +1,9 @@
-"""One job's task: read a batch → run the compiled function → write → commit, driven by a control channel.
+"""One job's task: read a batch → process → write → commit, driven by a control channel.
 
 The loop awaits once per batch, never per record. Offsets are committed only after the sink has
 acknowledged the batch's output (at-least-once). Connector trouble never kills the job: it goes
-DEGRADED with the reason and retries the same batch with capped exponential backoff.
+DEGRADED with the reason and retries the same step with capped exponential backoff. Records that
+cannot be processed follow the job's failure strategy (failures.py).
 """
 
 from __future__ import annotations
@@ -11,69 +12,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from ..connectors.base import Batch, ConnectorError, Sink, Source
-from ..engine import CompiledQuery, Emitted, RecordErrors
+from ..connectors.base import Batch, ConnectorError, Headers, OutputRow, Sink, Source
+from ..engine import Emitted, Processor, RecordErrors
+from .failures import FailurePolicy, dead_letter
+from .model import LIVE_STATES, JobMetrics, JobSpec, JobState, Transition
+
+__all__ = ["LIVE_STATES", "Command", "JobRuntime", "JobSpec", "JobState", "describe_error"]
 
 log = logging.getLogger("velo.job")
-
-
-class JobState(StrEnum):
-    """The states of a job (http-api.md, "Jobs")."""
-
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    DEGRADED = "DEGRADED"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    FAILED = "FAILED"
-
-
-LIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.PAUSED, JobState.DEGRADED})
-
-
-@dataclass
-class Transition:
-    """One entry of a job's state history."""
-
-    state: JobState
-    at: datetime
-    reason: str
-
-
-@dataclass
-class JobMetrics:
-    """Counters a job keeps (read by the API and the Prometheus collector)."""
-
-    records_in: int = 0
-    records_out: int = 0
-    records_failed: int = 0
-    batches: int = 0
-    last_batch_seconds: float = 0.0
-
-
-@dataclass
-class JobSpec:
-    """What a job runs: its name, SQL, properties and the compiled query."""
-
-    name: str
-    sql: str
-    query: CompiledQuery
-    source_topic: str
-    sink_topic: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    app: str | None = None
-    version: str | None = None
-    batch_size: int = 2000
-    batch_timeout_ms: int = 100
 
 
 class Command(StrEnum):
@@ -84,7 +37,12 @@ class Command(StrEnum):
     STOP = "stop"
 
 
+class JobFailed(Exception):
+    """The job cannot go on (FailBatch, or an error in the job itself); it ends FAILED."""
+
+
 _BACKOFF_START, _BACKOFF_CAP = 0.2, 5.0
+_SLOW_S = 2.0
 
 
 class JobRuntime:
@@ -95,20 +53,28 @@ class JobRuntime:
         spec: JobSpec,
         source: Source,
         sink: Sink,
+        *,
+        policy: FailurePolicy | None = None,
+        dlq: Sink | None = None,
         on_change: Callable[[JobRuntime], None] | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
         self.sink = sink
+        self.policy = policy or FailurePolicy()
+        self.dlq = dlq
         self.metrics = JobMetrics()
         self.history: list[Transition] = []
         self.error: str | None = None
+        self.last_errors: list[str] = []  # the most recent record errors, for the job's detail view
         self.created_at = datetime.now(UTC)
         self.started_at: datetime | None = None
         self._on_change = on_change
         self._control: asyncio.Queue[Command] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._waiters: list[tuple[frozenset[JobState], asyncio.Future[JobState]]] = []
+        self._processor: Processor | None = None
+        self._idle = True  # True while the task waits for records: nothing is in flight then
         self._set_state(JobState.STARTING, "deployed")
 
     # ------------------------------------------------------------------ state
@@ -125,7 +91,7 @@ class JobRuntime:
         if self.history and self.history[-1].state is state:
             return
         self.history.append(Transition(state, datetime.now(UTC), reason))
-        log.info("job %s: %s (%s)", self.spec.name, state.value, reason)
+        log.info("job %s: %s (%s)", self.spec.name, state.value, reason, extra={"job": self.spec.name})
         if state is JobState.RUNNING and self.started_at is None:
             self.started_at = self.history[-1].at
         for states, waiter in self._waiters:
@@ -134,10 +100,20 @@ class JobRuntime:
         if self._on_change is not None:
             self._on_change(self)
 
+    def mark(self, state: JobState, reason: str) -> None:
+        """Put a job that is not running (restored, never started) in ``state``."""
+        if self._task is None:
+            self._set_state(state, reason)
+
     def lag(self) -> int:
         """Records waiting in the source (0 for sources without a notion of lag)."""
         lag = getattr(self.source, "lag", None)
         return int(lag()) if callable(lag) else 0
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The job's asyncio task (None before start)."""
+        return self._task
 
     # ------------------------------------------------------------------ control
 
@@ -163,11 +139,14 @@ class JobRuntime:
         self._control.put_nowait(command)
 
     async def stop(self, force: bool = False) -> None:
-        """Stop the job: drain the batch in flight and commit (unless ``force``), then close."""
+        """Stop the job: finish the batch in flight and commit (unless ``force``), then close."""
         if self._task is None or self._task.done():
+            if self.state not in (JobState.STOPPED, JobState.FAILED):
+                self._set_state(JobState.STOPPED, "stopped")
             return
         self._set_state(JobState.STOPPING, "forced stop" if force else "stop requested")
-        if force:
+        if force or self._idle:
+            # Waiting for records (or a group join) holds nothing uncommitted: cancelling it loses nothing.
             self._task.cancel()
         else:
             self.send(Command.STOP)
@@ -177,30 +156,41 @@ class JobRuntime:
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
+        sinks = [s for s in (self.sink, self.dlq) if s is not None]
         try:
-            await self._retrying("connecting", self.sink.start)
+            for sink in sinks:
+                await self._retrying("connecting", sink.start)
             await self._retrying("connecting", self.source.start)
             self._set_state(JobState.RUNNING, "connected")
             await self._loop()
         except asyncio.CancelledError:
             pass
+        except JobFailed as exc:
+            self._fail(str(exc))
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
             log.exception("job %s failed", self.spec.name)
-            self._set_state(JobState.FAILED, self.error)
+            self._fail(f"{type(exc).__name__}: {exc}")
         finally:
             await self.source.stop()
-            await self.sink.stop()
+            for sink in sinks:
+                await sink.stop()
+            self._processor = None  # operator state is released with the task
             if self.state is not JobState.FAILED:
                 self._set_state(JobState.STOPPED, "stopped")
 
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        self._set_state(JobState.FAILED, reason)
+
     async def _loop(self) -> None:
         spec, source = self.spec, self.source
-        processor = spec.query.processor("encode")
+        processor = self._processor = spec.query.processor("encode")
         paused = False
         while True:
             while not self._control.empty() or paused:
+                self._idle = True
                 command = await self._control.get()
+                self._idle = False
                 if command is Command.STOP:
                     return
                 if command is Command.PAUSE and not paused:
@@ -211,58 +201,159 @@ class JobRuntime:
                     paused = False
                     source.resume()
                     self._set_state(JobState.RUNNING, "resumed")
-            batch = await source.read(spec.batch_timeout_ms, spec.batch_size)
+            batch = await self._read(spec.batch_size, spec.batch_timeout_ms)
+            started = time.perf_counter()
             if batch.records:
-                started = time.perf_counter()
-                await self._deliver(processor.process(batch.records), batch)
-                self.metrics.last_batch_seconds = time.perf_counter() - started
+                # A merged (multi-input) source says which input the batch came from.
+                emitted = processor.process(batch.records, getattr(source, "last_index", 0))
             elif source.at_end:
-                await self._deliver(processor.finish(), batch)
+                await self._deliver(processor.finish(), batch, processor)
                 return
             else:
-                await self._deliver(processor.tick(int(time.time() * 1000)), batch)
+                emitted = processor.tick(int(time.time() * 1000))
+            await self._deliver(emitted, batch, processor)
+            if batch.records:
+                self.metrics.observe_batch(time.perf_counter() - started)
 
-    async def _deliver(self, emitted: Emitted, batch: Batch) -> None:
+    async def _read(self, max_records: int, timeout_ms: int) -> Batch:
+        delay = _BACKOFF_START
+        while True:
+            try:
+                self._idle = True
+                batch = await self.source.read(timeout_ms, max_records)
+                self._idle = False
+            except ConnectorError as exc:
+                self._set_state(JobState.DEGRADED, f"source unavailable: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_CAP)
+                continue
+            if self.state is JobState.DEGRADED:
+                self._set_state(JobState.RUNNING, "recovered")
+            return batch
+
+    async def _deliver(self, emitted: Emitted, batch: Batch, processor: Processor) -> None:
         """Write what the processor emitted, then commit the batch's offsets (at-least-once)."""
+        rows = emitted.rows
+        dead: list[tuple[bytes | None, bytes, Headers]] = []
         if emitted.errors:
-            self._record_errors(emitted.errors)
-        if emitted.rows:
-            await self._retrying("sink unavailable", self.sink.write, emitted.rows)
+            rows = rows + await self._handle_errors(emitted.errors, processor, dead)
+        if emitted.late:
+            self.metrics.records_late += len(emitted.late)
+            if self.policy.late_strategy == "dead_letter":
+                dead += [dead_letter(r, self.spec.name, "late record: its windows had closed") for r in emitted.late]
+        if dead:
+            await self._write_dead_letters(dead)
+        if rows:
+            await self._retrying("sink unavailable", self.sink.write, rows)
         if batch.offsets:
             await self._retrying("offset commit failed", self.source.commit, batch.offsets)
         m = self.metrics
         m.records_in += len(batch.records)
-        m.records_out += len(emitted.rows)
+        m.records_out += len(rows)
+        m.state_bytes = processor.state_bytes()
+        watermark = getattr(processor, "watermark_ms", None)
+        if callable(watermark):
+            m.watermark_ms = watermark()
         if batch.records:
             m.batches += 1
 
-    def _record_errors(self, errors: RecordErrors) -> None:
-        # LogAndContinue (the default strategy): count, log a sample, skip the records.
-        self.metrics.records_failed += len(errors)
-        record, exc = errors[0]
-        log.warning(
-            "job %s: %d record(s) skipped; first at %s[%s]@%s: %s",
-            self.spec.name, len(errors), getattr(record, "topic", "?"),
-            getattr(record, "partition", "?"), getattr(record, "offset", "?"), describe_error(exc),
-        )
+    async def _handle_errors(
+        self, errors: RecordErrors, processor: Processor, dead: list[tuple[bytes | None, bytes, Headers]]
+    ) -> list[OutputRow]:
+        """Apply the failure strategy; returns output rows recovered by retries."""
+        policy, name = self.policy, self.spec.name
+        self._note_errors(errors)
+        if policy.strategy == "FailBatch":
+            record, exc = errors[0]
+            raise JobFailed(f"FailBatch: record {_where(record)} failed: {describe_error(exc)}; "
+                            "the batch was not committed")
+        recovered: list[OutputRow] = []
+        for record, exc in errors:
+            reason = describe_error(exc)
+            if policy.strategy == "RetryWithBackoff":
+                rows, reason = await self._retry_record(record, processor, reason)
+                if rows is not None:
+                    recovered += rows
+                    continue
+            if policy.strategy in ("SendToDLQ", "RetryWithBackoff"):
+                dead.append(dead_letter(record, name, reason))
+        return recovered
 
-    async def _retrying(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn`` until it succeeds; DEGRADED while it fails, back to the prior state after."""
+    async def _retry_record(
+        self, record: Any, processor: Processor, reason: str
+    ) -> tuple[list[OutputRow] | None, str]:
+        backoff = self.policy.retry_backoff_ms / 1000
+        for _ in range(self.policy.max_retries):
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_CAP)
+            self.metrics.records_retried += 1
+            again = processor.process([record])
+            if not again.errors:
+                self.metrics.records_failed -= 1  # counted as failed in _note_errors; it recovered
+                return list(again.rows), reason
+            reason = describe_error(again.errors[0][1])
+        return None, f"{reason} (after {self.policy.max_retries} retries)"
+
+    def _note_errors(self, errors: RecordErrors) -> None:
+        for _record, exc in errors:
+            self.metrics.count_failure(error_label(exc))
+        record, exc = errors[0]
+        message = f"{_where(record)}: {describe_error(exc)}"
+        self.last_errors = ([*self.last_errors, message])[-10:]
+        log.warning("job %s: %d record(s) failed (%s); first at %s", self.spec.name, len(errors),
+                    self.policy.strategy, message, extra={"job": self.spec.name})
+
+    async def _write_dead_letters(self, dead: list[tuple[bytes | None, bytes, Headers]]) -> None:
+        if self.dlq is None:
+            raise JobFailed("the job has dead letters but no DLQ sink")
+        rows = [(key, value) for key, value, _ in dead]
+        headers = [h for _, _, h in dead]
+        await self._retrying("DLQ unavailable", self.dlq.write, rows, headers)
+        self.metrics.records_dlq += len(dead)
+
+    async def _retrying(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Call ``fn`` until it succeeds; DEGRADED while it fails or hangs, back to RUNNING after.
+
+        A call still pending after ``_SLOW_S`` (a producer waiting out a broker outage) already
+        shows DEGRADED: the user sees the trouble when it starts, not when a timeout expires.
+        """
         delay = _BACKOFF_START
-        before: JobState | None = None
+        degraded = False
         while True:
+            call = asyncio.ensure_future(fn(*args))
             try:
-                await fn(*args)
+                done, _ = await asyncio.wait({call}, timeout=_SLOW_S)
+                if not done:
+                    degraded = True
+                    self._set_state(JobState.DEGRADED, f"{what}: waiting for Kafka")
+                await call
             except ConnectorError as exc:
-                if before is None:
-                    before = self.state
+                degraded = True
                 self._set_state(JobState.DEGRADED, f"{what}: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_CAP)
                 continue
-            if before is not None:
-                self._set_state(before, "recovered")
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            if degraded:
+                self._set_state(JobState.RUNNING, "recovered")
             return
+
+
+def _where(record: Any) -> str:
+    return f"{getattr(record, 'topic', '?')}[{getattr(record, 'partition', '?')}]@{getattr(record, 'offset', '?')}"
+
+
+def error_label(exc: Exception) -> str:
+    """A short metric label for a record error."""
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "invalid_json"
+    if isinstance(exc, AttributeError):
+        return "not_an_object"
+    if isinstance(exc, TypeError | ValueError):
+        return "type_error"
+    return "evaluation_error"
 
 
 def describe_error(exc: Exception) -> str:

@@ -14,6 +14,7 @@ from velo.grammar.errors import SqlError
 from velo.grammar.parser import parse
 
 from ..errors import BadRequestError, VeloError
+from .catalog_statements import CATALOG_STATEMENTS, execute_catalog, register_job_output
 from .manager import MultiJobSqlServer
 from .views import job_view
 
@@ -49,10 +50,16 @@ class StatementExecutor:
             results.append(result)
         return results
 
+    async def run_catalog(self, stmt: ast.Statement, sql: str) -> Result:
+        """Run a non-job statement of an application file (catalog statements apply first)."""
+        return await self.execute(stmt, sql, {})
+
     async def execute(self, stmt: ast.Statement, sql: str, properties: dict[str, Any]) -> Result:
         """Run one statement."""
         if isinstance(stmt, ast.CreateStreamAs | ast.StartJob):
             job = await self.manager.deploy_job(sql, properties=properties, statement=stmt)
+            register_job_output(self.manager, stmt, job.spec.sink_topic,
+                                [(c.name, c.type) for c in job.spec.query.plan.columns])
             return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}",
                     "job": job_view(job)}
         if isinstance(stmt, ast.ShowJobs):
@@ -66,9 +73,33 @@ class StatementExecutor:
         if isinstance(stmt, ast.StopJob):
             job = await self.manager.stop_job(stmt.name, force=stmt.force)
             return {"type": "message", "message": f"Job '{job.name}' stopped"}
+        if isinstance(stmt, ast.PauseJob):
+            job = await self.manager.pause_job(stmt.name)
+            return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}", "job": job_view(job)}
+        if isinstance(stmt, ast.ResumeJob):
+            job = await self.manager.resume_job(stmt.name)
+            return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}", "job": job_view(job)}
+        if isinstance(stmt, ast.ShowStatus):
+            view = job_view(self.manager.get_job(stmt.name), detail=True)
+            rows = [[k, _cell(v)] for k, v in view.items() if k not in ("generated_code", "history")]
+            rows += [[f"history[{i}]", f"{h['at']} {h['state']} ({h['reason']})"]
+                     for i, h in enumerate(view["history"])]
+            return {"type": "rows", "message": f"status of job '{stmt.name}'", "columns": ["field", "value"],
+                    "rows": rows}
+        if isinstance(stmt, CATALOG_STATEMENTS):
+            result = await execute_catalog(self.manager, stmt, properties)
+            if result is not None:
+                return result
         if isinstance(stmt, ast.Select):
             raise BadRequestError("a SELECT streams its rows: send it to POST /query")
         raise BadRequestError(f"{type(stmt).__name__} is not supported yet")
+
+
+def _cell(value: Any) -> Any:
+    """A job-view value as one table cell."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return value
 
 
 def _text_of(sql: str, stmt: ast.Statement) -> str:

@@ -27,8 +27,17 @@ def job_view(job: JobRuntime, detail: bool = False) -> dict[str, Any]:
             "records_in": m.records_in,
             "records_out": m.records_out,
             "records_failed": m.records_failed,
+            "records_late": m.records_late,
+            "records_dlq": m.records_dlq,
             "batches": m.batches,
+            "lag": job.lag(),
+            "watermark_ms": m.watermark_ms,
+            "state_bytes": m.state_bytes,
+            "failures_by_reason": m.failures_by_reason,
         },
+        "failure_strategy": job.policy.strategy,
+        "dlq_topic": job.policy.dlq_topic if job.policy.uses_dlq else None,
+        "last_errors": job.last_errors,
         "error": job.error,
         "history": [
             {"state": t.state.value, "at": t.at.isoformat(), "reason": t.reason} for t in job.history

@@ -155,9 +155,7 @@ def create_app(state: FakeState) -> Starlette:
             if name not in state.jobs:
                 return _err(404, "not_found", f"no job {name}")
             del state.jobs[name]
-            return JSONResponse(
-                {"results": [{"statement": 1, "type": "message", "message": f"Job {name} stopped"}]}
-            )
+            return JSONResponse({"results": [{"statement": 1, "type": "message", "message": f"Job {name} stopped"}]})
         return JSONResponse({"results": [{"statement": 1, "type": "message", "message": "OK"}]})
 
     async def query(request: Request) -> Response:
@@ -167,6 +165,9 @@ def create_app(state: FakeState) -> Starlette:
         state.requests.append(("POST", "/query", body))
         sql: str = body["sql"]
         limit = body.get("limit")
+        if "BAD" in sql:
+            line, col = _position(sql, "BAD")
+            return _err(400, "sql_syntax", "Unexpected token BAD", line=line, column=col, expected=["FROM"])
         if "nowhere" in sql:
             line, col = _position(sql, "nowhere")
             return _err(400, "sql_validation", "unknown stream 'nowhere'", line=line, column=col)
@@ -176,9 +177,7 @@ def create_app(state: FakeState) -> Starlette:
             columns = [{"name": "symbol", "type": "STRING"}, {"name": "n", "type": "BIGINT"}]
             emit = "changes"
         elif low.startswith("print"):
-            columns = [
-                {"name": n, "type": "STRING"} for n in ("key", "value", "partition", "offset", "timestamp")
-            ]
+            columns = [{"name": n, "type": "STRING"} for n in ("key", "value", "partition", "offset", "timestamp")]
             emit = "none"
         else:
             columns = [{"name": "symbol", "type": "STRING"}, {"name": "price", "type": "DOUBLE"}]
@@ -287,9 +286,7 @@ def create_app(state: FakeState) -> Starlette:
     async def topics(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
             return denied
-        return JSONResponse(
-            {"topics": [{"name": "trades", "partitions": 4, "end_offsets": {"0": 5, "1": 7}}]}
-        )
+        return JSONResponse({"topics": [{"name": "trades", "partitions": 4, "end_offsets": {"0": 5, "1": 7}}]})
 
     async def apps(request: Request) -> Response:
         if (denied := await guard(request)) is not None:

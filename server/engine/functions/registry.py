@@ -19,6 +19,7 @@ class Function:
     min_args: int
     max_args: int | None  # None: variadic
     return_type: str = "ANY"
+    kind: str = "scalar"  # "scalar" | "aggregate" | "analytic"
 
     def accepts(self, n: int) -> bool:
         """Whether ``n`` arguments fit the signature."""
@@ -36,12 +37,16 @@ def register(
     min_args: int,
     max_args: int | None,
     return_type: str = "ANY",
+    kind: str = "scalar",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator entering an implementation in the registry under ``name``."""
+    """Decorator entering an implementation in the registry under ``name``.
+
+    For aggregates and analytic functions ``impl`` is the accumulator class (see aggregates.py).
+    """
 
     def wrap(impl: Callable[..., Any]) -> Callable[..., Any]:
         REGISTRY[name] = Function(
-            name, signature, description, example, impl, min_args, max_args, return_type
+            name, signature, description, example, impl, min_args, max_args, return_type, kind
         )
         return impl
 
@@ -67,6 +72,9 @@ def _load() -> None:
     # Importing the implementation modules registers them; done lazily to keep imports cheap.
     global _loaded
     if not _loaded:
-        from . import scalar  # noqa: F401
+        import importlib
+
+        for module in ("scalar", "aggregates"):
+            importlib.import_module(f"{__package__}.{module}")
 
         _loaded = True

@@ -8,7 +8,7 @@ import pytest
 from velo.grammar import ast as a
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
-from velo.server.errors import ValidationError
+from velo.grammar.errors import SqlValidationError
 
 
 def _select(items: list[a.SelectItem], where: a.Expr | None = None) -> a.Select:
@@ -78,9 +78,9 @@ def test_null_comparisons_filter_out_and_three_valued_not() -> None:
 def test_unknown_function_is_a_validation_error_with_position() -> None:
     span = a.Span(1, 8, 1, 20, 7, 19)
     call = a.FunctionCall("NOSUCH", (a.Column("price"),), span=span)
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(SqlValidationError) as info:
         compile_select(_select([a.SelectItem(call)]))
-    assert info.value.details == {"line": 1, "column": 8}
+    assert (info.value.line, info.value.column) == (1, 8)
     assert "NOSUCH" in info.value.message
 
 

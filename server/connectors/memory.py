@@ -1,0 +1,134 @@
+"""In-memory sources and sinks (tests, benchmarks) and the source that merges several inputs.
+
+``MergedSource`` reads every input of a multi-input query (a join's two topics) and tags each batch
+with the index of the input it came from, so the driver can call ``process(records, index)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from .base import Batch, Headers, OutputRow, Record, Sink, Source
+
+
+class MemorySource(Source):
+    """Hands out a fixed list of records in batches; bounded unless ``bounded=False``."""
+
+    def __init__(self, records: Sequence[Record], bounded: bool = True) -> None:
+        self.bounded = bounded
+        self._records = list(records)
+        self._pos = 0
+        self.committed: dict[tuple[str, int], int] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def read(self, timeout_ms: int, max_records: int) -> Batch:
+        chunk = self._records[self._pos : self._pos + max_records]
+        self._pos += len(chunk)
+        if not chunk and not self.bounded:
+            await asyncio.sleep(timeout_ms / 1000)
+        offsets = {}
+        for r in chunk:
+            offsets[(r.topic, r.partition)] = r.offset + 1
+        return Batch(list(chunk), offsets)
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.committed.update(offsets)
+
+    @property
+    def at_end(self) -> bool:
+        return self.bounded and self._pos >= len(self._records)
+
+    async def stop(self) -> None:
+        pass
+
+
+class MemorySink(Sink):
+    """Keeps every row written."""
+
+    def __init__(self) -> None:
+        self.rows: list[OutputRow] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
+        self.rows += rows
+
+    async def stop(self) -> None:
+        pass
+
+
+class MergedSource(Source):
+    """Several sources read as one: each batch comes from one of them, in turn.
+
+    ``last_index`` is the index of the input the last non-empty batch came from. Bounded inputs
+    that end drop out; the merged source is at its end when every input is. Tables listed in
+    ``first`` are read to their current end before any other input (a join's table side).
+    """
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.sources = list(sources)
+        self.bounded = all(s.bounded for s in self.sources)
+        self.last_index = 0
+        self._turn = 0
+
+    async def start(self) -> None:
+        started: list[Source] = []
+        try:
+            for s in self.sources:
+                await s.start()
+                started.append(s)
+        except BaseException:
+            for s in started:
+                await s.stop()
+            raise
+
+    async def read(self, timeout_ms: int, max_records: int) -> Batch:
+        n = len(self.sources)
+        # Poll each input without waiting first; wait (split timeout) only when all are empty.
+        for wait in (0, max(timeout_ms // n, 1)):
+            for step in range(n):
+                i = (self._turn + step) % n
+                source = self.sources[i]
+                if source.bounded and source.at_end:
+                    continue
+                batch = await source.read(wait, max_records)
+                if batch.records:
+                    self._turn = (i + 1) % n
+                    self.last_index = i
+                    return batch
+        return Batch([])
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        for s in self.sources:
+            mine = {tp: o for tp, o in offsets.items() if _owns(s, tp[0])}
+            if mine:
+                await s.commit(mine)
+
+    @property
+    def at_end(self) -> bool:
+        return all(s.bounded and s.at_end for s in self.sources)
+
+    def pause(self) -> None:
+        for s in self.sources:
+            s.pause()
+
+    def resume(self) -> None:
+        for s in self.sources:
+            s.resume()
+
+    def lag(self) -> int:
+        return sum(int(getattr(s, "lag", lambda: 0)()) for s in self.sources)
+
+    async def stop(self) -> None:
+        for s in self.sources:
+            await s.stop()
+
+
+def _owns(source: Any, topic: str) -> bool:
+    own = getattr(source, "topic", None)
+    return own is None or own == topic

@@ -1,0 +1,178 @@
+"""The catalog: streams and tables declared with ``CREATE STREAM|TABLE name (cols) WITH (...)``.
+
+An entry says where a relation's records live (Kafka topic or file), how they are encoded, which
+columns they have (with types: values are cast on read), which column is the message key and which
+is the event time. Entries serialise to and from plain dicts so the job registry can persist them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from velo.grammar import ast
+
+from .expressions import error
+from .types import parse_type, type_name
+
+FORMATS = ("json", "csv", "avro")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A declared column: ``key`` marks the column holding the Kafka message key."""
+
+    name: str
+    type: str
+    key: bool = False
+
+    @property
+    def data_type(self) -> ast.DataType | None:
+        """The parsed type; None for an untyped (``ANY``) column of a job's output."""
+        if self.type.upper() in ("ANY", "ARRAY", "MAP", "STRUCT"):
+            return None
+        try:
+            return parse_type(self.type)
+        except Exception:  # an unparseable type means "untyped"
+            return None
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A declared stream or table."""
+
+    name: str
+    kind: str  # "stream" | "table"
+    columns: tuple[ColumnSpec, ...] = ()
+    topic: str | None = None
+    format: str = "json"
+    source_type: str = "kafka_source"  # or "file_source"
+    path: str | None = None
+    timestamp: str | None = None
+    timestamp_format: str | None = None
+    partitions: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # delimiter, has_headers, watch, ...
+    job: str | None = None  # set when a running job produces it (CREATE … AS SELECT)
+
+    @property
+    def key_column(self) -> str | None:
+        for c in self.columns:
+            if c.key:
+                return c.name
+        return None
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind,
+            "columns": [{"name": c.name, "type": c.type, "key": c.key} for c in self.columns],
+            "topic": self.topic, "format": self.format, "source_type": self.source_type,
+            "path": self.path, "timestamp": self.timestamp,
+            "timestamp_format": self.timestamp_format, "partitions": self.partitions,
+            "options": dict(self.options), "job": self.job,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CatalogEntry:
+        return cls(
+            name=d["name"], kind=d.get("kind", "stream"),
+            columns=tuple(ColumnSpec(c["name"], c["type"], bool(c.get("key"))) for c in d["columns"]),
+            topic=d.get("topic"), format=d.get("format", "json"),
+            source_type=d.get("source_type", "kafka_source"), path=d.get("path"),
+            timestamp=d.get("timestamp"), timestamp_format=d.get("timestamp_format"),
+            partitions=d.get("partitions"), options=dict(d.get("options") or {}), job=d.get("job"),
+        )
+
+
+_CREATE_KEYS = {"kafka_topic", "value_format", "format", "timestamp", "timestamp_format", "key",
+                "partitions", "replicas", "type", "path", "topic", "has_headers", "delimiter",
+                "watch", "key_format", "event.time.field", "event.time.format"}
+
+
+def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
+    """The catalog entry a ``CREATE STREAM|TABLE name (cols) WITH (...)`` declares."""
+    import difflib
+
+    props: dict[str, Any] = {}
+    for p in stmt.properties:
+        key = p.key.lower()
+        if key not in _CREATE_KEYS and not key.startswith("kafka."):
+            raise error(f"unknown property '{p.key}' for CREATE {stmt.kind.upper()}", p,
+                        difflib.get_close_matches(key, sorted(_CREATE_KEYS), n=3))
+        props[key] = p.value
+    key_col = props.get("key")
+    columns = tuple(
+        ColumnSpec(c.name, type_name(c.type), c.key or c.primary_key or c.name == key_col)
+        for c in stmt.columns
+    )
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise error(f"duplicate column in {stmt.name}", stmt)
+    fmt = str(props.get("value_format") or props.get("format") or "json").lower()
+    if fmt not in FORMATS:
+        raise error(f"unknown format '{fmt}'", stmt, [f for f in FORMATS])
+    source_type = str(props.get("type") or "kafka_source").lower()
+    if source_type not in ("kafka_source", "file_source"):
+        raise error(f"unknown source type '{source_type}'", stmt, ["kafka_source", "file_source"])
+    ts = props.get("timestamp") or props.get("event.time.field")
+    if ts is not None and names and str(ts).lower() not in names:
+        raise error(f"TIMESTAMP column '{ts}' is not a column of {stmt.name}", stmt,
+                    difflib.get_close_matches(str(ts).lower(), names, n=3))
+    if source_type == "file_source" and not props.get("path"):
+        raise error(f"a file_source {stmt.kind} needs 'path'", stmt)
+    partitions = props.get("partitions")
+    options = {k: v for k, v in props.items() if k in ("has_headers", "delimiter", "watch", "key_format")
+               or k.startswith("kafka.")}
+    return CatalogEntry(
+        name=stmt.name, kind=stmt.kind, columns=columns,
+        topic=str(props.get("kafka_topic") or props.get("topic") or stmt.name),
+        format=fmt, source_type=source_type, path=None if props.get("path") is None else str(props["path"]),
+        timestamp=None if ts is None else str(ts).lower(),
+        timestamp_format=None if props.get("timestamp_format") is None and props.get("event.time.format") is None
+        else str(props.get("timestamp_format") or props.get("event.time.format")),
+        partitions=None if partitions is None else int(partitions), options=options,
+    )
+
+
+class Catalog:
+    """Declared streams and tables by name (lower case)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, CatalogEntry] = {}
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return self.entries.get(name.lower())
+
+    def put(self, entry: CatalogEntry, replace: bool = False) -> None:
+        """Add an entry; an existing one needs ``replace`` (CREATE OR REPLACE)."""
+        if entry.name in self.entries and not replace:
+            raise error(f"{entry.kind} '{entry.name}' already exists (use CREATE OR REPLACE)")
+        self.entries[entry.name] = entry
+
+    def drop(self, name: str) -> CatalogEntry | None:
+        return self.entries.pop(name.lower(), None)
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return sorted(n for n, e in self.entries.items() if kind is None or e.kind == kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": [e.to_dict() for e in self.entries.values()]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Catalog:
+        cat = cls()
+        for e in d.get("entries", ()):
+            entry = CatalogEntry.from_dict(e)
+            cat.entries[entry.name] = entry
+        return cat
+
+
+def catalog_of(owner: Any) -> Catalog:
+    """The catalog attached to ``owner`` (the job manager), created on first use."""
+    cat = getattr(owner, "catalog", None)
+    if not isinstance(cat, Catalog):
+        cat = Catalog()
+        owner.catalog = cat
+    return cat

@@ -1,0 +1,278 @@
+"""Grouped and windowed aggregation: accumulators per (group key, window), closed by the watermark.
+
+The generated ``extract`` function turns a batch into ``(event_time, partition, key, args, record)``
+tuples (WHERE already applied); this operator assigns windows, updates accumulators and emits:
+
+* EMIT CHANGES — after each batch, one upsert per (key, window) the batch changed (a batch's
+  updates to one key are coalesced: the last one is the one that counts, as in Kafka Streams'
+  record cache); sessions merged away are deleted.
+* EMIT FINAL — a window emits once when the watermark reaches ``window_end + grace``; ``finish()``
+  flushes everything still open (bounded input), including non-windowed aggregates.
+
+A record is late when the watermark has passed ``end + grace`` of every window it belongs to; late
+records are counted and returned in ``Emitted.late`` (the driver drops or dead-letters them).
+Window state is evicted as soon as the window closes, so memory follows the open windows.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..functions.aggregates import Accumulator
+from ..processor import Emitted, RecordErrors
+from ..time import Watermarks
+from .output import Output
+
+Extract = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
+Project = Callable[[tuple[Any, ...], list[Any], Any, Any], "list[Any] | None"]
+AccSpec = tuple[type[Accumulator], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window in milliseconds: ``kind`` tumbling | hopping | session (``size`` is the gap)."""
+
+    kind: str
+    size: int
+    advance: int
+    grace: int
+
+
+class _Session:
+    __slots__ = ("accs", "last", "start")
+
+    def __init__(self, start: int, last: int, accs: list[Accumulator]) -> None:
+        self.start = start
+        self.last = last
+        self.accs = accs
+
+
+class AggregateProcessor:
+    """The Processor of a GROUP BY / window / DISTINCT query."""
+
+    def __init__(
+        self,
+        extract: Extract | None,
+        project: Project,
+        accs: Sequence[AccSpec],
+        window: WindowSpec | None,
+        emit: str,
+        output: Output,
+        watermarks: Watermarks,
+        distinct: bool = False,
+    ) -> None:
+        self._extract = extract
+        self._project = project
+        self._accs = list(accs)
+        self._window = window
+        self._final = emit == "final"
+        self._out = output
+        self._wm = watermarks
+        self._distinct = distinct
+        self._groups: dict[Any, list[Accumulator]] = {}  # (key, window start) → accumulators
+        self._sessions: dict[Any, list[_Session]] = {}
+        self._ends: list[tuple[int, int, Any]] = []  # heap of (window end, seq, state key)
+        self._seq = 0
+        self._emitted: set[Any] = set()  # keys whose row was sent (HAVING can retract them)
+        self.late_count = 0
+
+    # ------------------------------------------------------------------ contract
+
+    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+        assert self._extract is not None
+        tuples, errors = self._extract(records)
+        emitted = self.consume(tuples)
+        emitted.errors = errors
+        return emitted
+
+    def tick(self, now_ms: int) -> Emitted:
+        self._wm.idle()
+        return Emitted(self._close(self._wm.current))
+
+    def finish(self) -> Emitted:
+        rows = self._close(None)
+        if self._window is None and self._final:
+            for k, accs in self._groups.items():
+                self._row(rows, k, accs, None, None)
+            self._groups.clear()
+        return Emitted(rows)
+
+    def state_bytes(self) -> int:
+        per_acc = 64
+        n = len(self._groups) + sum(len(s) for s in self._sessions.values())
+        return n * (100 + per_acc * len(self._accs))
+
+    # ------------------------------------------------------------------ the work
+
+    def consume(self, tuples: list[tuple[Any, ...]]) -> Emitted:
+        """Fold extracted tuples into the state; the rows and late records that result."""
+        late: list[Any] = []
+        changed: dict[Any, None] = {}
+        deleted: list[tuple[Any, int, int]] = []
+        w = self._window
+        wm = self._wm
+        groups = self._groups
+        specs = self._accs
+        parts = set()
+        if w is None:
+            for et, part, k, args, _m in tuples:
+                parts.add(part)
+                wm.observe(part, et)
+                accs = groups.get(k)
+                if accs is None:
+                    accs = groups[k] = [cls(*params) for cls, params in specs]
+                elif self._distinct:
+                    continue
+                for acc, v in zip(accs, args, strict=True):
+                    acc.add(v, et)
+                changed[k] = None
+        elif w.kind == "session":
+            for et, part, k, args, m in tuples:
+                parts.add(part)
+                current = wm.observe(part, et)
+                if et + w.size + w.grace <= current:
+                    late.append(m)
+                    continue
+                self._session_add(k, et, args, changed, deleted)
+        else:
+            size, advance, grace = w.size, w.advance, w.grace
+            for et, part, k, args, m in tuples:
+                parts.add(part)
+                current = wm.observe(part, et)
+                start = et - et % advance
+                placed = False
+                while start > et - size:
+                    end = start + size
+                    if end + grace > current:
+                        sk = (k, start)
+                        accs = groups.get(sk)
+                        if accs is None:
+                            accs = groups[sk] = [cls(*params) for cls, params in specs]
+                            self._seq += 1
+                            heapq.heappush(self._ends, (end, self._seq, sk))
+                        for acc, v in zip(accs, args, strict=True):
+                            acc.add(v, et)
+                        changed[sk] = None
+                        placed = True
+                    start -= advance
+                if not placed:
+                    late.append(m)
+        wm.touch(parts)
+        rows: list[Any] = []
+        if not self._final:
+            for dk, dstart, dend in deleted:
+                if (dk, dstart, dend) in self._emitted:
+                    self._emitted.discard((dk, dstart, dend))
+                    if self._out.mode == "rows":
+                        rows.append(self._out.row([], [*dk, dstart], "delete"))
+            for sk in changed:
+                self._emit_changed(rows, sk)
+        rows += self._close(wm.current)
+        self.late_count += len(late)
+        return Emitted(rows, None, late or None)
+
+    def _session_add(self, k: Any, et: int, args: Sequence[Any], changed: dict[Any, None],
+                     deleted: list[tuple[Any, int, int]]) -> None:
+        w = self._window
+        assert w is not None
+        sessions = self._sessions.setdefault(k, [])
+        accs = [cls(*params) for cls, params in self._accs]
+        for acc, v in zip(accs, args, strict=True):
+            acc.add(v, et)
+        new = _Session(et, et, accs)
+        keep = []
+        for s in sessions:
+            if s.start - w.size <= et <= s.last + w.size:  # within the gap of this session
+                deleted.append((k, s.start, s.last + w.size))
+                changed.pop((k, s), None)
+                for a, b in zip(new.accs, s.accs, strict=True):
+                    a.merge(b)
+                new.start, new.last = min(new.start, s.start), max(new.last, s.last)
+            else:
+                keep.append(s)
+        # A record can bridge two sessions: merge until no session overlaps the new one.
+        merged = True
+        while merged:
+            merged = False
+            rest = []
+            for s in keep:
+                if s.start - w.size <= new.last and new.start <= s.last + w.size:
+                    deleted.append((k, s.start, s.last + w.size))
+                    changed.pop((k, s), None)
+                    for a, b in zip(new.accs, s.accs, strict=True):
+                        a.merge(b)
+                    new.start, new.last = min(new.start, s.start), max(new.last, s.last)
+                    merged = True
+                else:
+                    rest.append(s)
+            keep = rest
+        keep.append(new)
+        self._sessions[k] = keep
+        changed[(k, new)] = None
+        self._seq += 1
+        heapq.heappush(self._ends, (new.last + w.size, self._seq, (k, new)))
+
+    def _emit_changed(self, rows: list[Any], sk: Any) -> None:
+        w = self._window
+        if w is None:
+            accs = self._groups.get(sk)
+            if accs is not None:
+                self._row(rows, sk, accs, None, None, track=True)
+        elif w.kind == "session":
+            k, s = sk
+            if s in self._sessions.get(k, ()):
+                self._row(rows, k, s.accs, s.start, s.last + w.size, track=True)
+        else:
+            accs = self._groups.get(sk)
+            if accs is not None:
+                k, start = sk
+                self._row(rows, k, accs, start, start + w.size, track=True)
+
+    def _row(self, rows: list[Any], k: Any, accs: list[Accumulator], ws: Any, we: Any,
+             track: bool = False) -> None:
+        values = self._project(k, [a.result() for a in accs], ws, we)
+        key = list(k) if ws is None else [*k, ws]
+        op = "insert" if self._final or self._distinct else "upsert"
+        ident = (k, ws, we)
+        if values is None:  # HAVING is false: retract a row sent before
+            if track and ident in self._emitted:
+                self._emitted.discard(ident)
+                if self._out.mode == "rows":
+                    rows.append(self._out.row([], key, "delete"))
+            return
+        if track and not self._final:
+            self._emitted.add(ident)
+        rows.append(self._out.row(values, key, op))
+
+    def _close(self, watermark: int | None) -> list[Any]:
+        """Emit (FINAL) and evict every window whose end + grace the watermark has reached."""
+        w = self._window
+        rows: list[Any] = []
+        if w is None:
+            return rows
+        ends = self._ends
+        while ends and (watermark is None or ends[0][0] + w.grace <= watermark):
+            end, _, sk = heapq.heappop(ends)
+            if w.kind == "session":
+                k, s = sk
+                sessions = self._sessions.get(k)
+                if not sessions or s not in sessions or s.last + w.size != end:
+                    continue  # merged away or extended: a later heap entry stands for it
+                sessions.remove(s)
+                if not sessions:
+                    del self._sessions[k]
+                if self._final:
+                    self._row(rows, k, s.accs, s.start, end)
+                self._emitted.discard((k, s.start, end))
+            else:
+                accs = self._groups.pop(sk, None)
+                if accs is None:
+                    continue
+                k, start = sk
+                if self._final:
+                    self._row(rows, k, accs, start, end)
+                self._emitted.discard((k, start, end))
+        return rows

@@ -1,0 +1,72 @@
+"""Result rows leave the engine here: as ``RowEvent``s for clients or ``(key, value)`` bytes for sinks.
+
+JSON values are encoded with orjson; DECIMAL becomes a JSON number, TIMESTAMP columns ISO-8601
+strings (dialect.md §4). The Kafka key is the PRIMARY KEY columns (several joined with ``|``), else
+the operator's key (group key [+ window start]), else the source record's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ..processor import Mode, RowEvent
+from ..types import format_timestamp
+
+
+def json_default(v: Any) -> Any:
+    """orjson's fallback: Decimals as numbers, sets as lists, bytes as text."""
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, set | frozenset | tuple):
+        return list(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(v).__name__} as JSON")
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=json_default)
+
+
+def key_bytes(values: Sequence[Any]) -> bytes | None:
+    """The Kafka key of several key values (``a|b``); None when there are none."""
+    if not values:
+        return None
+    if len(values) == 1:
+        v = values[0]
+        return None if v is None else str(v).encode()
+    return "|".join("" if v is None else str(v) for v in values).encode()
+
+
+class Output:
+    """Builds one mode's output rows from result values."""
+
+    def __init__(self, mode: Mode, names: Sequence[str], types: Sequence[str],
+                 primary_key: Sequence[int] = ()) -> None:
+        self.mode = mode
+        self.names = list(names)
+        self.timestamps = [i for i, t in enumerate(types) if t == "TIMESTAMP"]
+        self.primary_key = list(primary_key)
+
+    def row(self, values: list[Any], key: list[Any] | None = None, op: str = "insert",
+            record_key: bytes | None = None) -> Any:
+        """One output row; ``key`` is the operator's key, ``record_key`` the source record's."""
+        if self.mode == "rows":
+            return RowEvent(values, op, key)
+        if self.primary_key:
+            kb = key_bytes([values[i] for i in self.primary_key])
+        elif key is not None:
+            kb = key_bytes(key)
+        else:
+            kb = record_key
+        out = values
+        if self.timestamps:
+            out = list(values)
+            for i in self.timestamps:
+                if isinstance(out[i], int):
+                    out[i] = format_timestamp(out[i])
+        return (kb, dumps(dict(zip(self.names, out, strict=True))))

@@ -1,0 +1,95 @@
+"""Event time and watermarks (dialect.md §5).
+
+The watermark is tracked per (input, partition): each keeps the maximum event time seen; the job's
+watermark is the minimum over the partitions that are not idle, minus the allowed out-of-orderness.
+A partition that has sent nothing for ``idle_timeout`` (wall-clock) stops holding the watermark back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .types import CastError, parse_timestamp
+
+NO_WATERMARK = -(2**62)
+
+
+def event_time_parser(fmt: str) -> Callable[[Any], int]:
+    """A function from a field's value to event-time ms, for ``'event.time.format'``."""
+    f = fmt.strip()
+    lowered = f.lower()
+    if lowered in ("epoch_millis", "millis", "ms"):
+        def millis(v: Any) -> int:
+            if v is None:
+                raise CastError("the event-time field is missing")
+            return v if type(v) is int else parse_timestamp(v)
+        return millis
+    if lowered in ("epoch_seconds", "seconds", "s"):
+        def seconds(v: Any) -> int:
+            if v is None:
+                raise CastError("the event-time field is missing")
+            return int(float(v) * 1000)
+        return seconds
+    if lowered in ("iso8601", "iso", "iso-8601"):
+        def iso(v: Any) -> int:
+            if v is None:
+                raise CastError("the event-time field is missing")
+            return parse_timestamp(str(v))
+        return iso
+
+    def pattern(v: Any) -> int:
+        if v is None:
+            raise CastError("the event-time field is missing")
+        dt = datetime.strptime(str(v), f)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1000)
+
+    return pattern
+
+
+class Watermarks:
+    """Per-partition maximum event times and the resulting watermark."""
+
+    __slots__ = ("current", "idle_timeout", "last_seen", "maxes", "out_of_orderness")
+
+    def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int) -> None:
+        self.out_of_orderness = out_of_orderness_ms
+        self.idle_timeout = idle_timeout_ms
+        self.maxes: dict[Any, int] = {}
+        self.last_seen: dict[Any, float] = {}
+        self.current = NO_WATERMARK
+
+    def observe(self, partition: Any, et: int) -> int:
+        """Record an event time; returns the (possibly advanced) watermark."""
+        old = self.maxes.get(partition)
+        if old is None or et > old:
+            self.maxes[partition] = et
+            self._recompute()
+        return self.current
+
+    def touch(self, partitions: Any) -> None:
+        """Mark partitions as active now (once per batch, not per record)."""
+        now = time.monotonic()
+        for p in partitions:
+            self.last_seen[p] = now
+
+    def idle(self, now: float | None = None) -> int:
+        """Drop idle partitions from the minimum; returns the watermark."""
+        self._recompute(time.monotonic() if now is None else now)
+        return self.current
+
+    def _recompute(self, now: float | None = None) -> None:
+        if not self.maxes:
+            return
+        values = self.maxes.values()
+        if now is not None and len(self.maxes) > 1:
+            limit = now - self.idle_timeout / 1000
+            active = [m for p, m in self.maxes.items() if self.last_seen.get(p, now) >= limit]
+            values = active or [max(self.maxes.values())]  # type: ignore[assignment]
+        wm = min(values) - self.out_of_orderness
+        if wm > self.current:  # watermarks never go back
+            self.current = wm

@@ -1,0 +1,302 @@
+"""Semantic checks run before a query is deployed: everything that parses but cannot mean anything.
+
+Each failure is a ``SqlValidationError`` with the offending node's line and column and, where a
+likely fix exists, ``suggestions`` (nearest names by difflib). Column and relation resolution
+happen while the compiler builds its scopes (compile.py) and use ``unknown()`` from here; this
+module holds the rest: WITH keys (dialect.md §6), durations, file paths, aggregate placement,
+window and EMIT rules, join keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from velo.grammar import ast
+from velo.grammar.errors import SqlValidationError
+
+from .expressions import error
+from .functions import lookup
+
+RELATION_KEYS = frozenset({
+    "type", "topic", "topic.name", "bootstrap.servers", "format", "group.id", "auto.offset.reset",
+    "path", "has_headers", "delimiter", "watch", "config_file", "key.field", "primary.key",
+})
+"""The ``'<name>.<key>'`` keys of dialect.md §6."""
+
+JOB_KEYS = frozenset({
+    "output.topic", "event.time.field", "event.time.format", "watermark.max_out_of_orderness",
+    "watermark.idle_timeout", "late.data.strategy", "failure_strategy", "max_retries",
+    "retry_backoff", "dlq.topic", "batch.size", "batch.timeout", "delivery.guarantee",
+    "join.state.ttl", "join.state.max_rows", "over.state.ttl", "auto.offset.reset", "kafka_topic",
+    "value_format", "partitions", "key", "timestamp", "timestamp_format", "format",
+})
+"""Job-level keys (§6) plus the ksqlDB keys a CREATE … AS SELECT accepts."""
+
+RELATION_TYPES = ("kafka_source", "kafka_sink", "file_source", "file_sink")
+DURATION_KEYS = ("watermark.max_out_of_orderness", "watermark.idle_timeout", "join.state.ttl",
+                 "over.state.ttl", "retry_backoff", "batch.timeout")
+
+_UNITS = {"ms": 1, "millisecond": 1, "milliseconds": 1, "s": 1000, "sec": 1000, "second": 1000,
+          "seconds": 1000, "m": 60_000, "min": 60_000, "minute": 60_000, "minutes": 60_000,
+          "h": 3_600_000, "hour": 3_600_000, "hours": 3_600_000, "d": 86_400_000,
+          "day": 86_400_000, "days": 86_400_000}
+
+
+def unknown(kind: str, name: str, known: Iterable[str], node: ast.Node | None) -> SqlValidationError:
+    """``unknown column 'pirce'`` with the nearest known names as suggestions."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if close:
+        hint = f"; did you mean {', '.join(close)}?"
+    elif names and len(names) <= 8:
+        close, hint = names, f" (known: {', '.join(names)})"
+    else:
+        hint = ""
+    return error(f"unknown {kind} '{name}'{hint}", node, close)
+
+
+def parse_duration(value: Any, key: str = "duration") -> int:
+    """Milliseconds from ``'5s'``, ``'100 ms'``, ``'1 minute'`` or a bare number of ms."""
+    if isinstance(value, bool):
+        raise error(f"'{key}' must be a duration such as '5s', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise error(f"'{key}' must not be negative")
+        return int(value)
+    text = str(value).strip().lower()
+    num = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(num):].strip() if num else ""
+    try:
+        amount = float(num)
+    except ValueError:
+        raise error(f"'{key}' must be a duration such as '5s' or '1 minute', got {value!r}") from None
+    if unit and unit not in _UNITS:
+        raise error(f"'{key}': unknown duration unit '{unit}'", None,
+                    difflib.get_close_matches(unit, list(_UNITS), n=3))
+    if amount < 0:
+        raise error(f"'{key}' must not be negative")
+    return int(amount * _UNITS.get(unit, 1))
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The validated job-level WITH properties the engine uses."""
+
+    event_time_field: str | None = None
+    event_time_format: str = "epoch_millis"
+    out_of_orderness_ms: int = 0
+    idle_timeout_ms: int = 10_000
+    late_strategy: str = "drop"
+    join_ttl_ms: int = 3_600_000
+    join_max_rows: int = 1_000_000
+    over_ttl_ms: int = 3_600_000
+
+
+def check_properties(props: dict[str, Any], relations: Iterable[str]) -> tuple[JobOptions,
+                                                                               dict[str, dict[str, Any]]]:
+    """Validate WITH keys; the job options and the inline per-relation properties by name.
+
+    ``relations`` are the names a ``'<name>.<key>'`` key may refer to (the query's sources and
+    the job's sink). Unknown keys are errors; ``kafka.*`` passes through.
+    """
+    names = set(relations)
+    inline: dict[str, dict[str, Any]] = {}
+    for raw, value in props.items():
+        key = raw.lower()
+        if key.startswith("kafka.") or key in JOB_KEYS:
+            continue
+        head, _, rest = key.partition(".")
+        if rest and (head in names or rest in RELATION_KEYS or rest.startswith("kafka.")):
+            if rest not in RELATION_KEYS and not rest.startswith("kafka."):
+                raise unknown("property", raw, [f"{head}.{k}" for k in RELATION_KEYS], None)
+            inline.setdefault(head, {})[rest] = value
+            continue
+        candidates = [*JOB_KEYS, *(f"{n}.{k}" for n in names for k in RELATION_KEYS)]
+        raise unknown("property", raw, candidates, None)
+    for name, rel in inline.items():
+        t = rel.get("type")
+        if t is not None and str(t).lower() not in RELATION_TYPES:
+            raise error(f"'{name}.type' must be one of {', '.join(RELATION_TYPES)}, got {t!r}",
+                        None, difflib.get_close_matches(str(t).lower(), RELATION_TYPES, n=2))
+        fmt = rel.get("format")
+        if fmt is not None and str(fmt).lower() not in ("json", "csv", "avro"):
+            raise error(f"'{name}.format' must be json, csv or avro, got {fmt!r}")
+    p = {k.lower(): v for k, v in props.items()}
+    for key in DURATION_KEYS:
+        if key in p:
+            parse_duration(p[key], key)
+    late = str(p.get("late.data.strategy", "drop")).lower()
+    if late not in ("drop", "dead_letter"):
+        raise error(f"'late.data.strategy' must be drop or dead_letter, got {late!r}", None,
+                    difflib.get_close_matches(late, ["drop", "dead_letter"], n=1))
+    fmt = str(p.get("event.time.format", "epoch_millis"))
+    opts = JobOptions(
+        event_time_field=None if p.get("event.time.field") is None else str(p["event.time.field"]).lower(),
+        event_time_format=fmt,
+        out_of_orderness_ms=parse_duration(p.get("watermark.max_out_of_orderness", 0)),
+        idle_timeout_ms=parse_duration(p.get("watermark.idle_timeout", 10_000)),
+        late_strategy=late,
+        join_ttl_ms=parse_duration(p.get("join.state.ttl", 3_600_000)),
+        join_max_rows=_int(p.get("join.state.max_rows", 1_000_000), "join.state.max_rows"),
+        over_ttl_ms=parse_duration(p.get("over.state.ttl", 3_600_000)),
+    )
+    return opts, inline
+
+
+def _int(value: Any, key: str) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise error(f"'{key}' must be an integer, got {value!r}") from None
+    if out <= 0:
+        raise error(f"'{key}' must be positive")
+    return out
+
+
+def check_path(path: str, data_dir: str | os.PathLike[str] | None, node: ast.Node | None = None) -> Path:
+    """The resolved file path, which must lie under the data directory (no ``..`` escapes)."""
+    base = Path(data_dir if data_dir is not None else os.environ.get("VELO_DATA_DIR", ".")).resolve()
+    candidate = Path(path)
+    full = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    if full != base and base not in full.parents:
+        raise error(f"file path '{path}' lies outside the server's data directory", node)
+    return full
+
+
+def check_interval(interval: ast.Interval, what: str, allow_zero: bool = False) -> int:
+    """A duration's milliseconds; zero (unless allowed) or negative durations are errors."""
+    ms = interval.millis
+    if ms < 0 or (ms == 0 and not allow_zero):
+        raise error(f"{what} must be a positive duration", interval)
+    return ms
+
+
+def walk(node: Any) -> Iterator[ast.Node]:
+    """Every AST node under ``node`` (not descending into subqueries)."""
+    if isinstance(node, ast.Node):
+        yield node
+        if isinstance(node, ast.InSubquery | ast.Exists):
+            if isinstance(node, ast.InSubquery):
+                yield from walk(node.operand)
+            return
+        for name in getattr(node, "__dataclass_fields__", {}):
+            if name == "span":
+                continue
+            yield from walk(getattr(node, name))
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from walk(item)
+
+
+def is_aggregate_call(node: ast.Node) -> bool:
+    """An aggregate function call (not used as an analytic OVER call)."""
+    if not isinstance(node, ast.FunctionCall) or node.over is not None:
+        return False
+    fn = lookup(node.name)
+    return fn is not None and fn.kind == "aggregate"
+
+
+def aggregates_in(expr: Any) -> list[ast.FunctionCall]:
+    """The aggregate calls in ``expr`` (outermost only)."""
+    found: list[ast.FunctionCall] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, ast.FunctionCall) and is_aggregate_call(node):
+            for arg in node.args:
+                inner = [n for n in walk(arg) if is_aggregate_call(n)]
+                if inner:
+                    raise error("aggregates cannot be nested", inner[0])
+            found.append(node)
+            return
+        if isinstance(node, ast.Node):
+            if isinstance(node, ast.FunctionCall) and node.over is not None:
+                return
+            for name in getattr(node, "__dataclass_fields__", {}):
+                if name != "span":
+                    visit(getattr(node, name))
+        elif isinstance(node, tuple):
+            for item in node:
+                visit(item)
+
+    visit(expr)
+    return found
+
+
+def analytic_calls(expr: Any) -> list[ast.FunctionCall]:
+    """The ``fn(...) OVER (...)`` calls in ``expr``."""
+    return [n for n in walk(expr) if isinstance(n, ast.FunctionCall) and n.over is not None]
+
+
+def check_functions(expr: Any) -> None:
+    """Unknown functions and wrong argument counts anywhere in ``expr`` (with the signature)."""
+    from .expressions import suggest_functions
+
+    for node in walk(expr):
+        if isinstance(node, ast.FunctionCall):
+            fn = lookup(node.name)
+            if fn is None:
+                raise error(f"unknown function {node.name}", node, suggest_functions(node.name))
+            n = len(node.args)
+            if node.star and fn.name != "COUNT":
+                raise error(f"{node.name}(*) is not valid; only COUNT(*) takes *", node)
+            if not node.star and not fn.accepts(n):
+                raise error(f"wrong number of arguments to {node.name} ({n}): expected {fn.signature}",
+                            node)
+            if fn.name == "COUNT" and not node.star and n != 1:
+                raise error(f"wrong number of arguments to COUNT: expected {fn.signature}", node)
+            if node.over is not None and fn.kind not in ("aggregate", "analytic"):
+                raise error(f"{node.name} cannot be used with OVER", node)
+            if fn.kind == "analytic" and node.over is None:
+                raise error(f"{node.name} needs an OVER (...) clause", node)
+
+
+def check_select_rules(select: ast.Select) -> None:
+    """Placement rules: aggregates not in WHERE/GROUP BY, HAVING/EMIT need aggregation, windows."""
+    check_functions((select.items, select.where, select.group_by, select.having,
+                     tuple(j.on for j in select.joins)))
+    if select.where is not None:
+        bad = aggregates_in(select.where)
+        if bad:
+            raise error(f"aggregate {bad[0].name} is not allowed in WHERE (use HAVING)", bad[0])
+    for g in select.group_by:
+        if aggregates_in(g):
+            raise error("aggregates are not allowed in GROUP BY", g)
+        if analytic_calls(g):
+            raise error("OVER is not allowed in GROUP BY", g)
+    for j in select.joins:
+        if aggregates_in(j.on):
+            raise error("aggregates are not allowed in a join condition", j.on)
+    has_agg = bool(select.group_by) or any(aggregates_in(i.expr) for i in select.items) \
+        or select.having is not None
+    if select.having is not None and analytic_calls(select.having):
+        raise error("OVER is not allowed in HAVING", select.having)
+    if select.window is not None and not has_agg:
+        raise error("a WINDOW needs an aggregation (GROUP BY or an aggregate function)", select.window)
+    if has_agg and any(analytic_calls(i.expr) for i in select.items):
+        raise error("analytic OVER functions cannot be combined with GROUP BY/aggregates",
+                    analytic_calls(select.items)[0])
+    w = select.window
+    if w is not None:
+        size = check_interval(w.size, "the session gap" if w.kind == "session" else "the window size")
+        if w.kind == "hopping":
+            if w.advance is None:
+                raise error("a HOPPING window needs an advance", w)
+            adv = check_interval(w.advance, "the hop advance")
+            if adv > size:
+                raise error("the hop advance must not exceed the window size", w.advance)
+        elif w.advance is not None:
+            raise error(f"a {w.kind.upper()} window takes no advance", w.advance)
+        if w.grace is not None:
+            check_interval(w.grace, "GRACE PERIOD", allow_zero=True)
+    if select.emit == "final" and not has_agg:
+        raise error("EMIT FINAL needs an aggregation (GROUP BY or a window)", select)
+    for j in select.joins:
+        if j.within is not None:
+            check_interval(j.within, "WITHIN")
+    if select.limit is not None and select.limit < 0:
+        raise error("LIMIT must not be negative", select)
