@@ -305,7 +305,12 @@ class Repl:
                 except EOFError:
                     break
                 self._next_default = ""
-                self.handle(text)
+                try:
+                    self.handle(text)
+                except KeyboardInterrupt:
+                    # A Ctrl-C that lands between a statement's end and the next prompt, or in a meta
+                    # command: never a reason to leave the shell.
+                    self.error("cancelled")
         finally:
             self._close_out_file()
             self.client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,9 +59,12 @@ def main() -> None:
     data_dir = Path(os.environ.get("VELO_DEMO_DATA", HERE / ".data"))
     data_dir.mkdir(parents=True, exist_ok=True)
     print(f"Starting velo-server with the embedded Kafka broker on {url} …", flush=True)
+    # Background processes get their own session: a Ctrl-C typed in the shell (which cancels a query)
+    # must not reach them through the terminal's process group.
     server = subprocess.Popen(
         [str(BIN / "velo-server"), "--embedded-kafka", "--port", str(port), "--data-dir", str(data_dir),
          "--log-format", "text", "--log-level", "warning"],
+        start_new_session=True,
     )
     procs = [server]
     try:
@@ -69,7 +73,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "demo.generator", "--brokers", brokers, "--count", "1"],
                        check=True)  # creates the topic before jobs read it
         generator = subprocess.Popen([sys.executable, "-m", "demo.generator", "--brokers", brokers,
-                                      "--rate", str(args.rate)])
+                                      "--rate", str(args.rate)], start_new_session=True)
         procs.append(generator)
         for app in sorted((HERE / "apps").glob("*.sql")):
             resp = httpx.post(f"{url}/statements", json={"sql": app.read_text()}, timeout=30)
@@ -85,6 +89,9 @@ def main() -> None:
             script = ["-e", "SHOW JOBS;", "-e",
                       "SELECT symbol, price, quantity FROM trades LIMIT 5;"]
             sys.exit(subprocess.call([*cli, *script]))
+        # Ctrl-C belongs to the shell while it runs. A no-op handler, not SIG_IGN: an ignored signal
+        # would stay ignored in the shell too (exec keeps SIG_IGN), and its Ctrl-C would do nothing.
+        signal.signal(signal.SIGINT, lambda *_: None)
         subprocess.call(cli)
     finally:
         for proc in reversed(procs):

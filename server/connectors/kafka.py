@@ -140,6 +140,17 @@ class KafkaSource(Source):
     def resume(self) -> None:
         self._consumer.resume(*self._consumer.assignment())
 
+    def partitions(self) -> list[dict[str, Any]]:
+        """Per partition: the next offset to read, the high watermark and the lag between them."""
+        out = []
+        for tp in sorted(self._consumer.assignment(), key=lambda t: (t.topic, t.partition)):
+            position = self._positions.get((tp.topic, tp.partition))
+            high = self._consumer.highwater(tp)
+            lag = max(0, high - position) if high is not None and position is not None else None
+            out.append({"topic": tp.topic, "partition": tp.partition, "position": position,
+                        "high_watermark": high, "lag": lag})
+        return out
+
     def lag(self) -> int:
         """Records not yet read, summed over partitions (from the fetch high watermark)."""
         total = 0
@@ -185,10 +196,22 @@ class KafkaSink(Sink):
     async def start(self) -> None:
         try:
             await self._producer.start()
-            self._partitions = sorted(await self._producer.partitions_for(self.topic))
+            self._partitions = await self._wait_for_partitions()
         except KafkaError as exc:
             await self._close_quietly()
             raise ConnectorError(f"cannot write topic '{self.topic}': {exc}") from exc
+
+    async def _wait_for_partitions(self, timeout: float = 10.0) -> list[int]:
+        """The topic's partitions; a topic created a moment ago may report none at first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            partitions = sorted(await self._producer.partitions_for(self.topic))
+            if partitions:
+                return partitions
+            if time.monotonic() > deadline:
+                raise ConnectorError(f"topic '{self.topic}' has no partitions")
+            await asyncio.sleep(0.05)
+            await self._producer.client.force_metadata_update()
 
     async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
         if not rows:
@@ -302,19 +325,25 @@ class KafkaAdmin:
     async def partition_count(self, topic: str) -> int | None:
         """How many partitions ``topic`` has, or None when it does not exist."""
         consumer = await self._metadata()
+        deadline = time.monotonic() + 5.0
         try:
-            if topic not in await consumer.topics():  # a metadata request: always fresh
-                return None
+            while True:
+                if topic not in await consumer.topics():  # a metadata request: always fresh
+                    return None
+                count = len(consumer.partitions_for_topic(topic) or ())
+                # A topic auto-created a moment ago can be listed before its partitions are.
+                if count or time.monotonic() > deadline:
+                    return count
+                await asyncio.sleep(0.05)
         except KafkaError as exc:
             await self.close()
             raise self._unreachable(exc) from exc
-        return len(consumer.partitions_for_topic(topic) or ())
 
     async def ensure_topic(self, topic: str, partitions: int) -> None:
         """Create ``topic`` with ``partitions`` partitions unless it exists."""
         admin = await self._admin()
         try:
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
+            await admin.create_topics([NewTopic(topic, max(1, partitions), 1)])
         except TopicAlreadyExistsError:
             pass
         except KafkaError as exc:

@@ -806,21 +806,18 @@ class _Query:
             body.append(f"if not {pec.predicate(s.where)}: continue")
         pec.substitute = _chain(sub, self._alias_substitute(self._allowed))
         names, values, types = self._projection(items, pec)
-        body.append(f"append([{', '.join(values)}])")
-        cg.add(_loop(body, "post", item="item", record="item[2]"))
+        self._emit_post(body, names, values, types)
         ns = cg.build(rel.spec.topic)
         steps = [f"Analytic: {', '.join(_sql(c) for c in calls)}"]
         if s.where is not None:
             steps.append("Filter: WHERE clause (after the analytic values)")
         plan = self._plan("over", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
                           "none", steps)
-        scan_fn, inputs_fn, post_fn = ns["scan"], ns["over_inputs"], ns["post"]
+        scan_fn, inputs_fn = ns["scan"], ns["over_inputs"]
         ttl = self.opts.over_ttl_ms
-        pkeys = self._primary_key(names)
 
         def factory(mode: Mode) -> Processor:
-            return OverProcessor(scan_fn, inputs_fn, specs, _post(post_fn, Output(mode, names, types, pkeys)),
-                                 ttl)
+            return OverProcessor(scan_fn, inputs_fn, specs, _post(ns[f"post_{mode}"]), ttl)
 
         return CompiledQuery(plan, self._inputs(), cg.source, factory)
 
@@ -840,6 +837,21 @@ class _Query:
             if name in self.aliases:
                 self._allowed.add(name)
         return names, values, types
+
+    def _emit_post(self, body: list[str], names: list[str], values: list[str], types: list[str]) -> None:
+        """``post_rows`` / ``post_encode``: ``body`` (filters) then the result row, built inline."""
+        cg = self.cg
+        cg.add(_loop([*body, f"append(RowEvent([{', '.join(values)}]))"], "post_rows", item="item",
+                     record="item[2]"))
+        enc = [*body, "o = {" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, values, strict=True)) + "}"]
+        for n, t in zip(names, types, strict=True):
+            if t == "TIMESTAMP":
+                enc.append(f"o[{n!r}] = {cg.bind(_iso_or_none, '_iso')}(o[{n!r}])")
+        pk = self._primary_key(names)
+        key = (f"{cg.bind(_key_of, '_key')}([{', '.join(f'o[{names[i]!r}]' for i in pk)}])" if pk
+               else "m.key")
+        enc.append(f"append(({key}, _dumps(o)))")
+        cg.add(_loop(enc, "post_encode", item="item", record="item[2]"))
 
     # ------------------------------------------------------------ joins
 
@@ -909,8 +921,7 @@ class _Query:
                 body.append(f"if not {ec.predicate(c)}: continue")
             ec.substitute = self._alias_substitute(self._allowed)
             names, values, types = self._projection(self._items(), ec)
-            body.append(f"append([{', '.join(values)}])")
-            cg.add(_loop(body, "post", item="item", record="item[2]"))
+            self._emit_post(body, names, values, types)
             post_kind = "project"
         ns = cg.build(left.spec.topic)
         table_rows: list[tuple[Any, ...]] | None = None
@@ -935,7 +946,7 @@ class _Query:
                                           distinct)
                 post = _post_aggregate(extract, aggp)
             else:
-                post = _post(ns["post"], output)
+                post = _post(ns[f"post_{mode}"])
             if is_table:
                 fresh_rows = _load_table(right, scan1) if right.spec.kind == "file" else None
                 return StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
@@ -1059,19 +1070,12 @@ class _StatelessProcessor:
         return 0
 
 
-def _post(fn: Callable[[Any], tuple[list[list[Any]], RecordErrors | None]],
-          output: Output) -> Callable[[Any], Emitted]:
-    """Runs a generated ``post`` function and turns its value lists into output rows."""
-    row = output.row
+def _post(fn: Callable[[Any], tuple[list[Any], RecordErrors | None]]) -> Callable[[Any], Emitted]:
+    """Wraps a generated ``post_*`` function (which builds the output rows itself)."""
 
     def run(items: Any) -> Emitted:
-        values, errors = fn(items)
-        if not values:
-            return Emitted([], errors)
-        keys = [it[2].key for it in items] if output.mode == "encode" and not output.primary_key else None
-        if keys is not None and len(keys) == len(values):
-            return Emitted([row(v, None, "insert", k) for v, k in zip(values, keys, strict=True)], errors)
-        return Emitted([row(v) for v in values], errors)
+        rows, errors = fn(items)
+        return Emitted(rows, errors)
 
     return run
 

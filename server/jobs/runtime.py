@@ -110,6 +110,11 @@ class JobRuntime:
         lag = getattr(self.source, "lag", None)
         return int(lag()) if callable(lag) else 0
 
+    def partitions(self) -> list[dict[str, Any]]:
+        """Per-partition offsets and lag of the job's source (empty for sources without offsets)."""
+        partitions = getattr(self.source, "partitions", None)
+        return list(partitions()) if callable(partitions) else []
+
     @property
     def task(self) -> asyncio.Task[None] | None:
         """The job's asyncio task (None before start)."""

@@ -44,6 +44,7 @@ def job_view(job: JobRuntime, detail: bool = False) -> dict[str, Any]:
         ],
     }
     if detail:
+        view["partitions"] = job.partitions()
         view["plan"] = spec.query.plan.describe()
         view["generated_code"] = spec.query.source_code
     return view

@@ -171,6 +171,9 @@ def test_e2e_select_rows_ctrl_c_prompt(
         assert int(child.match.group(1)) == 20
         child.expect(PROMPT)
         child.sendline("SHOW JOBS;")
+        # Wait for the result before the prompt: the accepted line is redrawn with the prompt in it, and a
+        # Ctrl-D typed while a statement runs (terminal in cooked mode) would be lost.
+        child.expect(r"rows? in \d+\.\ds")
         child.expect(PROMPT)
         child.sendeof()
         child.expect(pexpect.EOF)

@@ -111,7 +111,7 @@ class AggregateProcessor:
         """Fold extracted tuples into the state; the rows and late records that result."""
         late: list[Any] = []
         changed: dict[Any, None] = {}
-        deleted: list[tuple[Any, int, int]] = []
+        deleted: list[tuple[Any, int]] = []
         w = self._window
         wm = self._wm
         groups = self._groups
@@ -163,9 +163,9 @@ class AggregateProcessor:
         wm.touch(parts)
         rows: list[Any] = []
         if not self._final:
-            for dk, dstart, dend in deleted:
-                if (dk, dstart, dend) in self._emitted:
-                    self._emitted.discard((dk, dstart, dend))
+            for dk, dstart in deleted:
+                if (dk, dstart) in self._emitted:
+                    self._emitted.discard((dk, dstart))
                     if self._out.mode == "rows":
                         rows.append(self._out.row([], [*dk, dstart], "delete"))
             for sk in changed:
@@ -175,45 +175,43 @@ class AggregateProcessor:
         return Emitted(rows, None, late or None)
 
     def _session_add(self, k: Any, et: int, args: Sequence[Any], changed: dict[Any, None],
-                     deleted: list[tuple[Any, int, int]]) -> None:
+                     deleted: list[tuple[Any, int]]) -> None:
         w = self._window
         assert w is not None
-        sessions = self._sessions.setdefault(k, [])
+        gap = w.size
+        sessions = self._sessions.get(k)
+        if sessions is None:
+            sessions = self._sessions[k] = []
+        hits = [s for s in sessions if s.start - gap <= et <= s.last + gap]
+        if len(hits) == 1:  # the common case: the record extends one open session
+            s = hits[0]
+            for acc, v in zip(s.accs, args, strict=True):
+                acc.add(v, et)
+            if et < s.start:  # the session's key (its start) changes: retract the old row
+                deleted.append((k, s.start))
+                s.start = et
+            if et > s.last:
+                s.last = et
+                self._seq += 1
+                heapq.heappush(self._ends, (et + gap, self._seq, (k, s)))
+            changed[(k, s)] = None
+            return
         accs = [cls(*params) for cls, params in self._accs]
         for acc, v in zip(accs, args, strict=True):
             acc.add(v, et)
         new = _Session(et, et, accs)
-        keep = []
-        for s in sessions:
-            if s.start - w.size <= et <= s.last + w.size:  # within the gap of this session
-                deleted.append((k, s.start, s.last + w.size))
-                changed.pop((k, s), None)
-                for a, b in zip(new.accs, s.accs, strict=True):
-                    a.merge(b)
-                new.start, new.last = min(new.start, s.start), max(new.last, s.last)
-            else:
-                keep.append(s)
-        # A record can bridge two sessions: merge until no session overlaps the new one.
-        merged = True
-        while merged:
-            merged = False
-            rest = []
-            for s in keep:
-                if s.start - w.size <= new.last and new.start <= s.last + w.size:
-                    deleted.append((k, s.start, s.last + w.size))
-                    changed.pop((k, s), None)
-                    for a, b in zip(new.accs, s.accs, strict=True):
-                        a.merge(b)
-                    new.start, new.last = min(new.start, s.start), max(new.last, s.last)
-                    merged = True
-                else:
-                    rest.append(s)
-            keep = rest
-        keep.append(new)
-        self._sessions[k] = keep
+        # A record within the gap of several sessions bridges them: merge them all into one.
+        for s in hits:
+            deleted.append((k, s.start))
+            changed.pop((k, s), None)
+            sessions.remove(s)
+            for a, b in zip(new.accs, s.accs, strict=True):
+                a.merge(b)
+            new.start, new.last = min(new.start, s.start), max(new.last, s.last)
+        sessions.append(new)
         changed[(k, new)] = None
         self._seq += 1
-        heapq.heappush(self._ends, (new.last + w.size, self._seq, (k, new)))
+        heapq.heappush(self._ends, (new.last + gap, self._seq, (k, new)))
 
     def _emit_changed(self, rows: list[Any], sk: Any) -> None:
         w = self._window
@@ -236,7 +234,7 @@ class AggregateProcessor:
         values = self._project(k, [a.result() for a in accs], ws, we)
         key = list(k) if ws is None else [*k, ws]
         op = "insert" if self._final or self._distinct else "upsert"
-        ident = (k, ws, we)
+        ident = (k, ws)
         if values is None:  # HAVING is false: retract a row sent before
             if track and ident in self._emitted:
                 self._emitted.discard(ident)
@@ -266,7 +264,7 @@ class AggregateProcessor:
                     del self._sessions[k]
                 if self._final:
                     self._row(rows, k, s.accs, s.start, end)
-                self._emitted.discard((k, s.start, end))
+                self._emitted.discard((k, s.start))
             else:
                 accs = self._groups.pop(sk, None)
                 if accs is None:
@@ -274,5 +272,5 @@ class AggregateProcessor:
                 k, start = sk
                 if self._final:
                     self._row(rows, k, accs, start, end)
-                self._emitted.discard((k, start, end))
+                self._emitted.discard((k, start))
         return rows

@@ -18,6 +18,7 @@ side is an empty dict, so its columns read as NULL.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,7 +118,7 @@ class StreamStreamJoin:
         self._max_rows = max_rows
         self._wm = watermarks
         self._self_join = self_join
-        self._buffers: tuple[dict[Any, list[_Entry]], dict[Any, list[_Entry]]] = ({}, {})
+        self._buffers: tuple[dict[Any, deque[_Entry]], dict[Any, deque[_Entry]]] = ({}, {})
         self._expiry: list[tuple[int, int, int, Any, _Entry]] = []
         self._seq = 0
         self._rows = 0
@@ -125,51 +126,60 @@ class StreamStreamJoin:
 
     def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
         pairs: list[tuple[Any, Any, Any]] = []
-        errors: RecordErrors | None = None
+        if self._self_join:
+            # Each record joins as a left row and as a right row, in arrival order, so eviction
+            # (which follows the watermark record by record) never runs ahead of a partner.
+            left, e1 = self._scan[0](records)
+            right, e2 = self._scan[1](records)
+            errors = _merge_errors(e1, e2)
+            add = self._add_one
+            for lrow, rrow in zip(left, right, strict=False):
+                add(0, lrow, pairs)
+                add(1, rrow, pairs)
+        else:
+            rows, errors = self._scan[input_index](records)
+            for row in rows:
+                self._add_one(input_index, row, pairs)
         sides = (0, 1) if self._self_join else (input_index,)
-        for side in sides:
-            rows, errs = self._scan[side](records)
-            errors = _merge_errors(errors, errs)
-            self._add(side, rows, pairs)
-        pairs += self._evict(self._wm.current)
+        self._wm.touch({(s, p) for s in sides for p in {r.partition for r in records}})
+        if self._rows > self._max_rows:
+            pairs += self._evict(None, self._rows - self._max_rows)
         out = self._post(pairs)
         out.errors = _merge_errors(errors, out.errors)
         return out
 
-    def _add(self, side: int, rows: list[tuple[Any, ...]], pairs: list[tuple[Any, Any, Any]]) -> None:
-        mine, other = self._buffers[side], self._buffers[1 - side]
+    def _add_one(self, side: int, item: tuple[Any, ...], pairs: list[tuple[Any, Any, Any]]) -> None:
+        row, et, part, key, m = item
+        wm = self._wm.observe((side, part), et)
+        if self._expiry and self._expiry[0][0] < wm:
+            pairs += self._evict(wm)
+        if key is None:  # a NULL key never matches; outer rows still come out
+            if (self._left_outer and side == 0) or (self._right_outer and side == 1):
+                empty: dict[str, Any] = {}
+                pairs.append((row, empty, m) if side == 0 else (empty, row, m))
+            return
         before, after = self._before, self._after
-        wm = self._wm
-        empty: dict[str, Any] = {}
-        parts = set()
-        for row, et, part, key, m in rows:
-            parts.add((side, part))
-            wm.observe((side, part), et)
-            entry = _Entry(row, et, m)
-            if key is None:  # a NULL key never matches; outer rows still come out
-                if (self._left_outer and side == 0) or (self._right_outer and side == 1):
-                    pairs.append((row, empty, m) if side == 0 else (empty, row, m))
+        entry = _Entry(row, et, m)
+        for o in self._buffers[1 - side].get(key, ()):
+            if not o.alive:
                 continue
-            for o in other.get(key, ()):
-                if not o.alive:
-                    continue
-                d = (o.et - et) if side == 0 else (et - o.et)  # right.et - left.et
-                if before is not None and after is not None and not -before <= d <= after:
-                    continue
-                o.matched = entry.matched = True
-                pairs.append((row, o.row, m) if side == 0 else (o.row, row, m))
-            mine.setdefault(key, []).append(entry)
-            self._rows += 1
-            # How long a partner may still arrive, in event time, after this row.
-            if before is None or after is None:
-                horizon = et + self._ttl
-            else:
-                horizon = et + (after if side == 0 else before) + self._grace
-            self._seq += 1
-            heapq.heappush(self._expiry, (horizon, self._seq, side, key, entry))
-        wm.touch(parts)
-        if self._rows > self._max_rows:
-            pairs += self._evict(None, self._rows - self._max_rows)
+            d = (o.et - et) if side == 0 else (et - o.et)  # right.et - left.et
+            if before is not None and after is not None and not -before <= d <= after:
+                continue
+            o.matched = entry.matched = True
+            pairs.append((row, o.row, m) if side == 0 else (o.row, row, m))
+        bucket = self._buffers[side].get(key)
+        if bucket is None:
+            bucket = self._buffers[side][key] = deque()
+        bucket.append(entry)
+        self._rows += 1
+        # How long a partner may still arrive, in event time, after this row.
+        if before is None or after is None:
+            horizon = et + self._ttl
+        else:
+            horizon = et + (after if side == 0 else before) + self._grace
+        self._seq += 1
+        heapq.heappush(self._expiry, (horizon, self._seq, side, key, entry))
 
     def _evict(self, watermark: int | None, count: int | None = None) -> list[tuple[Any, Any, Any]]:
         out: list[tuple[Any, Any, Any]] = []
@@ -184,7 +194,9 @@ class StreamStreamJoin:
             self._rows -= 1
             bucket = self._buffers[side].get(key)
             if bucket is not None:
-                bucket.remove(entry)
+                # Rows mostly expire in arrival order: drop dead ones from the front (O(1)).
+                while bucket and not bucket[0].alive:
+                    bucket.popleft()
                 if not bucket:
                     del self._buffers[side][key]
             if not entry.matched:
@@ -206,7 +218,7 @@ class StreamStreamJoin:
                 continue
             for bucket in self._buffers[side].values():
                 for e in bucket:
-                    if not e.matched:
+                    if e.alive and not e.matched:
                         out.append((e.row, empty, e.m) if side == 0 else (empty, e.row, e.m))
         self._buffers[0].clear()
         self._buffers[1].clear()

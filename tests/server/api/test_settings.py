@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 from velo.server.settings import Settings, load_settings
 
+from tests.conftest import ServerProcess
+from tests.kafka_helpers import create_topic
 from tests.server.api.conftest import run_cli
 
 
@@ -76,15 +82,9 @@ def test_bad_settings_exit_with_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "max_jobs" in result.stderr
 
 
-def test_json_logs_bind_the_job_name(start_server, broker: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_json_logs_bind_the_job_name(start_server: Callable[..., ServerProcess], broker: str,
+                                     tmp_path: Path) -> None:
     """One JSON object per line; a job's events carry ``job`` as a field."""
-    import asyncio
-
-    import httpx
-    import orjson
-
-    from tests.kafka_helpers import create_topic
-
     source = f"logs_{os.getpid()}_{id(tmp_path) % 10000}"
     asyncio.run(create_topic(broker, source, 1))
     server = start_server("--log-format", "json")

@@ -37,6 +37,9 @@ async def test_rows_arrive_while_the_query_runs(server_url: str, source: str, br
         events = _lines(resp)
         header = (await anext(events))["header"]
         assert header["columns"] == [{"name": "id", "type": header["columns"][0]["type"]}]
+        # The query resolves its 'latest' start offset at its first fetch, just after the header
+        # (reported to the lead); records produced in that instant would not be "new" to it.
+        await asyncio.sleep(0.5)
         seen: list[int] = []
         for wave in range(3):  # each wave is produced only after the previous one was read
             await produce(broker, source, [{"id": wave * 10 + i} for i in range(5)])
@@ -48,6 +51,24 @@ async def test_rows_arrive_while_the_query_runs(server_url: str, source: str, br
         await client.delete(f"/queries/{header['query_id']}")
         rest = [e async for e in events]
     assert rest[-1]["done"]["reason"] == "cancelled" and rest[-1]["done"]["rows"] == 15
+
+
+async def test_aggregate_changes_carry_op_and_key(server_url: str, source: str, broker: str) -> None:
+    await produce(broker, source, [{"sym": "A" if i % 2 else "B", "p": i} for i in range(6)])
+    body = {"sql": f"SELECT sym, COUNT(*) AS n FROM {source} GROUP BY sym EMIT CHANGES;",
+            "properties": {"auto.offset.reset": "earliest"}}
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as client, \
+            client.stream("POST", "/query", json=body) as resp:
+        events = _lines(resp)
+        header = (await anext(events))["header"]
+        assert header["emit"] == "changes"
+        latest: dict[str, int] = {}
+        while latest != {"A": 3, "B": 3}:
+            event = await asyncio.wait_for(anext(events), 10)
+            assert event["op"] in ("insert", "upsert") and event["key"] == [event["row"][0]]
+            latest[event["row"][0]] = event["row"][1]
+        await client.delete(f"/queries/{header['query_id']}")
+        assert [e async for e in events][-1]["done"]["reason"] == "cancelled"
 
 
 async def test_heartbeat_after_five_seconds_of_silence(server_url: str, source: str) -> None:

@@ -119,7 +119,7 @@ async def test_every_family_through_kafka(broker: str, manager: MultiJobSqlServe
                   [ROWS + [FLUSH]], _multiset),
         "interval": (f"START JOB {out['interval']} AS SELECT a.symbol, a.price, b.qty FROM {trades} a "
                      f"JOIN {pays} b ON a.symbol = b.symbol WITHIN 2s WITH ({et}, "
-                     f"'watermark.max_out_of_orderness' = '1h', 'output.topic' = '{out['interval']}')",
+                     f"'watermark.max_out_of_orderness' = '2h', 'output.topic' = '{out['interval']}')",
                      [ROWS + [FLUSH], pay_rows], _multiset),
         "over": (f"START JOB {out['over']} AS SELECT symbol, price, AVG(price) OVER (PARTITION BY symbol "
                  f"ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING) AS a FROM {ordered} "

@@ -107,3 +107,12 @@ async def test_unknown_strategy_and_exactly_once_are_rejected(manager: MultiJobS
         await manager.deploy_job(job("x", source, "Ignore"))
     with pytest.raises(ValidationError, match="transactions"):
         await manager.deploy_job(job("y", source, "LogAndContinue", ", 'delivery.guarantee' = 'exactly_once'"))
+
+
+async def test_a_failing_job_never_affects_another(manager: MultiJobSqlServer, source: str, broker: str) -> None:
+    failing = await manager.deploy_job(job("failing", source, "FailBatch"))
+    healthy = await manager.deploy_job(job("healthy", source, "LogAndContinue"))
+    await wait_until(lambda: failing.state is JobState.FAILED, message="the FailBatch job failed")
+    await wait_until(lambda: healthy.metrics.records_in == len(BAD), message="the other job read everything")
+    assert healthy.state is JobState.RUNNING
+    assert len(await consume(broker, "healthy_out", 2)) == 2
