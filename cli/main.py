@@ -188,7 +188,7 @@ class VeloGroup(click.Group):
 @shell_options
 @click.version_option(package_name="velo", prog_name="velo-cli")
 @click.pass_context
-def cli(ctx: click.Context, **params: Any) -> int | None:
+def cli(ctx: click.Context, /, **params: Any) -> int | None:
     """Velo SQL shell and admin client.
 
     \b
@@ -205,7 +205,7 @@ def cli(ctx: click.Context, **params: Any) -> int | None:
 @connection_options
 @shell_options
 @click.pass_context
-def shell_cmd(ctx: click.Context, url: str | None, **params: Any) -> int:
+def shell_cmd(ctx: click.Context, /, url: str | None, **params: Any) -> int:
     """Interactive shell against URL."""
     merged = _merge(ctx, params)
     return run_shell(_context(merged, url))
@@ -336,7 +336,7 @@ def _admin_call(fn: Callable[[], int | None]) -> int:
 @cli.command("jobs")
 @connection_options
 @click.pass_context
-def jobs_cmd(ctx: click.Context, **params: Any) -> int:
+def jobs_cmd(ctx: click.Context, /, **params: Any) -> int:
     """List jobs with their state and metrics."""
     with _admin(ctx, params) as (c, client):
         return _admin_call(lambda: _print_rows(c, render.JOB_COLUMNS, [render.job_row(j) for j in client.jobs()]))
@@ -346,7 +346,7 @@ def jobs_cmd(ctx: click.Context, **params: Any) -> int:
 @click.argument("job", required=False)
 @connection_options
 @click.pass_context
-def status_cmd(ctx: click.Context, job: str | None, **params: Any) -> int:
+def status_cmd(ctx: click.Context, /, job: str | None, **params: Any) -> int:
     """Server summary and jobs, or one JOB in full (state history included)."""
     with _admin(ctx, params) as (c, client):
 
@@ -372,7 +372,7 @@ def status_cmd(ctx: click.Context, job: str | None, **params: Any) -> int:
 @cli.command("health")
 @connection_options
 @click.pass_context
-def health_cmd(ctx: click.Context, **params: Any) -> int:
+def health_cmd(ctx: click.Context, /, **params: Any) -> int:
     """Server health; exit 1 when the server reports itself degraded."""
     with _admin(ctx, params) as (c, client):
 
@@ -387,7 +387,7 @@ def health_cmd(ctx: click.Context, **params: Any) -> int:
 @cli.command("topics")
 @connection_options
 @click.pass_context
-def topics_cmd(ctx: click.Context, **params: Any) -> int:
+def topics_cmd(ctx: click.Context, /, **params: Any) -> int:
     """Kafka topics with partitions and end offsets."""
     with _admin(ctx, params) as (c, client):
         return _admin_call(lambda: _print_rows(c, *render.topic_rows(client.topics())))
@@ -406,7 +406,7 @@ def topics_cmd(ctx: click.Context, **params: Any) -> int:
 @click.option("--name", "app_name", default=None, help="App name (default: the file's -- @app: annotation).")
 @connection_options
 @click.pass_context
-def deploy_app_cmd(ctx: click.Context, file: str, app_name: str | None, **params: Any) -> int:
+def deploy_app_cmd(ctx: click.Context, /, file: str, app_name: str | None, **params: Any) -> int:
     """Deploy a SQL application file (all-or-nothing); print each job and its state."""
     text = _read_file(file)
     with _admin(ctx, params) as (c, client):
@@ -470,7 +470,7 @@ for _action, _help in (
 @click.option("--limit", "print_limit", type=click.IntRange(min=1), default=None, help="Stop after N records.")
 @connection_options
 @click.pass_context
-def print_cmd(ctx: click.Context, topic: str, from_beginning: bool, print_limit: int | None, **params: Any) -> int:
+def print_cmd(ctx: click.Context, /, topic: str, from_beginning: bool, print_limit: int | None, **params: Any) -> int:
     """Print a topic's raw records as they arrive (Ctrl-C to stop)."""
     quoted = topic.replace("'", "''")
     sql = f"PRINT '{quoted}'" + (" FROM BEGINNING" if from_beginning else "")

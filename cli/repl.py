@@ -192,7 +192,7 @@ class Repl:
     def _message(self) -> str:
         return f"velo@{host_port(self.client.url)}> "
 
-    def _continuation(self, width: int, line_number: int, is_soft_wrap: bool) -> str:
+    def _continuation(self, width: int, line_number: int, is_soft_wrap: int) -> str:
         return "-> ".rjust(width)
 
     def _toolbar(self) -> str:

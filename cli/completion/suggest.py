@@ -326,7 +326,7 @@ def _clause(toks: list[Tok], start: int = 0) -> tuple[str | None, int]:
     return None, -1
 
 
-def _with_props(ctx: Context, paren: int) -> list[Suggestion] | None:
+def _with_props(ctx: Context, paren: int) -> list[Suggestion]:
     """Inside ``WITH (``: a key after ``(``/``,``, a value after ``key =``."""
     toks = ctx.tokens
     relations = tuple(r.name for r in relations_in(ctx.statement))
@@ -384,9 +384,7 @@ def suggest(full_text: str, before: str | None = None) -> list[Suggestion]:
     if paren is not None:
         opener = toks[paren - 1] if paren >= 1 else None
         if opener is not None and opener.is_kw("WITH"):
-            result = _with_props(ctx, paren)
-            if result is not None:
-                return result
+            return _with_props(ctx, paren)
 
     if ctx.in_string:
         return _string_context(ctx)
