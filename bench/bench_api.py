@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=40, help="requests per client")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds between deploys and measuring")
-    parser.add_argument("--steps", default="10,25,50,100,200,300,400")
+    parser.add_argument("--steps", default="10,50,100,200,300,500,750,1000")
     parser.add_argument("--deadline", type=float, default=5.0, help="seconds for a row to reach every stream")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -4,9 +4,10 @@
    printer) for the table and jsonl formats, against the floor of ``orjson.loads`` + writing the line back
    out. The ratio says what the shell costs per row on top of merely decoding.
 2. Completion latency: ``suggest`` + ``candidates`` for typical cursor positions over a large catalog
-   (500 streams × 20 columns, 300 topics, 100 jobs); p50/p99 per keystroke must stay far below the ~50 ms
+   (1,000 streams × 20 columns, 300 topics, 100 jobs); p50/p99 per keystroke must stay far below the ~50 ms
    at which typing feels sluggish.
-3. ``--e2e``: an embedded broker and a real velo-server; N records read back by
+3. ``velo-cli --help`` start-up time (interpreter start and imports).
+4. ``--e2e``: an embedded broker and a real velo-server; N records read back by
    ``velo-cli -e "SELECT …" --limit N`` (a subprocess, jsonl to /dev/null) against a raw httpx read of the
    same ``POST /query`` — the ratio is the shell's whole overhead, process start included.
 """
@@ -71,12 +72,15 @@ def bench_render(n: int) -> None:
         print(f"  {fmt:6s} {n / took:,.0f} rows/s   ratio to floor {took / base:.2f}x")
 
 
+STREAMS = 1_000
+
+
 def bench_completion() -> None:
     catalog = Catalog.from_json(
         {
             "streams": [
                 {"name": f"stream_{i}", "columns": [{"name": f"col_{j}", "type": "DOUBLE"} for j in range(20)]}
-                for i in range(500)
+                for i in range(STREAMS)
             ],
             "topics": [f"topic_{i}" for i in range(300)],
             "jobs": [f"job_{i}" for i in range(100)],
@@ -103,7 +107,7 @@ def bench_completion() -> None:
     timings.sort()
     p99 = timings[int(len(timings) * 0.99) - 1]
     print(
-        f"completion over 500 streams x 20 columns: p50 {statistics.median(timings):.2f} ms, "
+        f"completion over {STREAMS} streams x 20 columns: p50 {statistics.median(timings):.2f} ms, "
         f"p99 {p99:.2f} ms, max {timings[-1]:.2f} ms"
     )
 
@@ -169,6 +173,17 @@ def bench_e2e(n: int) -> None:
             log.close()
 
 
+def bench_startup() -> None:
+    """Wall time of ``velo-cli --help`` (interpreter start + imports), best and median of 10."""
+    exe = str(Path(sys.executable).parent / "velo-cli")
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        subprocess.run([exe, "--help"], check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    print(f"velo-cli --help: best {min(times):.3f} s, median {statistics.median(times):.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=200_000)
@@ -176,6 +191,7 @@ def main() -> None:
     args = ap.parse_args()
     bench_render(args.rows)
     bench_completion()
+    bench_startup()
     if args.e2e:
         bench_e2e(min(args.rows, 50_000))
 

@@ -146,9 +146,12 @@ def _interval_join(within: int) -> Work:
             ts, b = r["ts"], buf[r["symbol"]]
             while b and b[0][0] < ts - within:
                 b.popleft()
+            # A self-join pairs each record with every partner both ways, and with itself.
             for ots, o in b:
                 if abs(ots - ts) <= within:
                     out.append((m.key, dumps({"symbol": r["symbol"], "p1": r["price"], "p2": o["price"]})))
+                    out.append((m.key, dumps({"symbol": r["symbol"], "p1": o["price"], "p2": r["price"]})))
+            out.append((m.key, dumps({"symbol": r["symbol"], "p1": r["price"], "p2": r["price"]})))
             b.append((ts, r))
         return out
 

@@ -36,22 +36,28 @@ TOKEN_RE = re.compile(
     r"""
     (?:\s+|--[^\n]*|/\*.*?\*/)*
     (?:
-     (?P<qstar>(?:[^\W\d]\w*|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
+     (?P<word>[^\W\d]\w*+)(?!\s*\.)
+    |(?P<qstar>(?:[^\W\d]\w*|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
     |(?P<qname>[^\W\d]\w*\.[^\W\d]\w*)
-    |(?P<word>[^\W\d]\w*)
+    |(?P<dotted>[^\W\d]\w*)
     |(?P<dur>\d+(?:ms|s|m|h|d)(?!\w))
     |(?P<num>(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)
+    |(?P<bad>/\*)
+    |(?P<op>\|\||::|<>|!=|<=|>=|[-+*/%=<>(),.;\[\]])
     |(?P<str>'(?:[^']|'')*')
     |(?P<qid>"(?:[^"]|"")*")
     |(?P<bid>`(?:[^`]|``)*`)
-    |(?P<bad>/\*|['"`])
-    |(?P<op>\|\||::|<>|!=|<=|>=|[-+*/%=<>(),.;\[\]])
+    |(?P<unclosed>['"`])
     |(?P<other>.)
     |(?P<ws>\Z)
     )
     """,
     re.S | re.X | re.I,
 )
+# Most tokens are plain words, so `word` comes first; a word followed by a dot is tried as
+# `t.*` (QSTAR), then `t.col` (QNAME, one token for the commonest dotted name), then as a word
+# before a dot (`dotted`: `(a).b`, `t."Col"`, `t . col`) — a rarer path through word_token.
+# A `/*` that reaches `bad` is unclosed (a closed comment went with the white space before).
 
 OPERATORS: dict[str, str] = {
     "||": "CONCAT", "::": "DCOLON", "<>": "NE", "!=": "NE", "<=": "LE", ">=": "GE",
@@ -72,8 +78,8 @@ _NEEDS_NEXT: dict[str, str] = {
 }  # fmt: skip
 
 _RESERVED = frozenset(w.lower() for w in RESERVED)
-# NamedTuple's generated __new__ adds a Python-level call per token; tuple.__new__ does not.
-_tok = tuple.__new__
+# NamedTuple's generated __new__ is a Python call per token; tuple.__new__(Token, (...)) is not.
+new_token = tuple.__new__
 # words that are never anything but an identifier need no look at the parser state
 SPECIAL_WORDS = TIME_UNITS | TYPE_CTORS
 _NEXT_CHAR = re.compile(r"\s*(.)", re.S)
@@ -103,35 +109,35 @@ def word_token(
     if kw is not None and kw in row:
         need = _NEEDS_NEXT.get(kw)
         if need is not None and "IDENT" in row and _next_char(text, end) != need:
-            return _tok(Token, ("IDENT", low, start, end))
-        return _tok(Token, (kw, raw, start, end))
+            return new_token(Token, ("IDENT", low, start, end))
+        return new_token(Token, (kw, raw, start, end))
     if low in TIME_UNITS and "TIME_UNIT" in row:
-        return _tok(Token, ("TIME_UNIT", raw, start, end))
+        return new_token(Token, ("TIME_UNIT", raw, start, end))
     if low in TYPE_CTORS and "TYPE_CTOR" in row and _next_char(text, end) == "<":
-        return _tok(Token, ("TYPE_CTOR", raw, start, end))
+        return new_token(Token, ("TYPE_CTOR", raw, start, end))
     if kw is None or ("IDENT" in row and (low not in _RESERVED or _next_char(text, end) == "(")):
         # a reserved word stays a keyword (a misplaced FROM is an error, not a column) unless
         # it is a call: LEFT(s, n), RIGHT(s, n)
-        return _tok(Token, ("IDENT", low, start, end))
-    return _tok(Token, (kw, raw, start, end))
+        return new_token(Token, ("IDENT", low, start, end))
+    return new_token(Token, (kw, raw, start, end))
 
 
 def other_token(text: str, kind: str, raw: str, start: int) -> Token:
     """A token that is neither a word nor an operator; raises at a character that starts none."""
     end = start + len(raw)
     if kind == "num":
-        return _tok(Token, ("NUMBER", raw, start, end))
+        return new_token(Token, ("NUMBER", raw, start, end))
     if kind == "str":
-        return _tok(Token, ("STRING", raw[1:-1].replace("''", "'"), start, end))
+        return new_token(Token, ("STRING", raw[1:-1].replace("''", "'"), start, end))
     if kind == "qname":
-        return _tok(Token, ("QNAME", raw.lower(), start, end))
+        return new_token(Token, ("QNAME", raw.lower(), start, end))
     if kind == "qid" or kind == "bid":
-        return _tok(Token, ("IDENT", unquote_identifier(raw), start, end))
+        return new_token(Token, ("IDENT", unquote_identifier(raw), start, end))
     if kind == "dur":
-        return _tok(Token, ("DURATION", raw, start, end))
+        return new_token(Token, ("DURATION", raw, start, end))
     if kind == "qstar":
         name = unquote_identifier(raw[: raw.rindex(".")].rstrip())
-        return _tok(Token, ("QSTAR", name, start, end))
+        return new_token(Token, ("QSTAR", name, start, end))
     raise _bad_character(text, start, raw)
 
 

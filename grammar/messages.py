@@ -16,7 +16,7 @@ from .keywords import _words
 from .lexer import TIME_UNITS, Token
 
 if TYPE_CHECKING:
-    from .transformer import Builder
+    from .transform_base import BuilderBase as Builder
 
 _WORDS: dict[str, str] = {
     "IDENT": "an identifier", "NUMBER": "a number", "STRING": "a string", "COMMA": "a comma",

@@ -2,14 +2,14 @@
 
 Lark compiles the grammar (``parser='lalr'``, ``propagate_positions=True``, strict: a conflict is an
 error) into action tables. Building them takes a few hundred milliseconds, so they are cached as
-JSON keyed by a hash of the grammar — next to the module when that directory is
-writable, else in the temp directory — and a warm import never even imports Lark.
+JSON keyed by a hash of the grammar — next to the module when that directory is writable, else in
+the temp directory — and a warm import never even imports Lark.
 
-The tables are run by ``_drive`` below rather than by ``Lark.parse``: a plain loop over a
-context-aware tokenizer (grammar/lexer.py), calling ``transformer.Builder`` at each reduction, with
-a parallel stack of offsets so that every node gets an exact span. It is the same LR automaton as
-Lark's, at about a third of the cost per token, and it is iterative: no input can exhaust the
-recursion limit.
+The tables are run by ``_drive`` below rather than by ``Lark.parse``: one loop that tokenizes
+(lexer.py says what a token is), shifts, and reduces by calling ``transformer.Builder`` directly,
+with a parallel stack of offsets so that every node gets an exact span. It is the same LR
+automaton as Lark's at a fraction of the cost (docs/grammar.md has the figures), and it is
+iterative: no input can exhaust the recursion limit.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from .lexer import (
     SPECIAL_WORDS,
     TOKEN_RE,
     Token,
-    _tok,
+    new_token,
     other_token,
     too_deep,
     word_token,
@@ -116,9 +115,12 @@ def _build_raw(grammar: str) -> dict[str, Any]:
     }
 
 
-def _cache_paths(key: str) -> list[Path]:
+def _cache_paths(key: str) -> Iterator[Path]:
     name = f"velo-grammar-{key}.json"
-    return [Path(__file__).parent / "__pycache__" / name, Path(tempfile.gettempdir()) / name]
+    yield Path(__file__).parent / "__pycache__" / name
+    import tempfile  # only when the package directory has no cache (saves its import time)
+
+    yield Path(tempfile.gettempdir()) / name
 
 
 def load_tables() -> Tables:
@@ -126,8 +128,7 @@ def load_tables() -> Tables:
     grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
     # The tables are self-contained, so the key needs no Lark version: same grammar, same language.
     key = hashlib.sha256(f"{_FORMAT}|{grammar}".encode()).hexdigest()[:20]
-    paths = _cache_paths(key)
-    for path in paths:
+    for path in _cache_paths(key):
         try:
             raw = json.loads(path.read_bytes())
             if raw.get("format") == _FORMAT:
@@ -136,7 +137,7 @@ def load_tables() -> Tables:
             continue
     raw = _build_raw(grammar)
     data = json.dumps(raw, separators=(",", ":")).encode()
-    for path in paths:
+    for path in _cache_paths(key):
         try:  # write-then-rename: a concurrent reader never sees half a file
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -162,17 +163,19 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
     offsets stay), which is most reductions of an expression; the others go through ``reduce``.
 
     An LALR automaton may reduce a little before it notices an error, so the stack at the error
-    no longer shows what could have come. The fast run therefore only signals the error; the
-    ``diagnose`` run keeps a copy of the stack from before each token and describes the error
-    from that copy.
+    no longer shows what could have come. The fast run therefore only signals an error (any
+    error); the ``diagnose`` run keeps a copy of the stack from before each token, counts the
+    statements, and describes the error from that copy.
     """
     rows, rules, units, chains = t.rows, t.rules, t.units, t.chains
     builder = Builder(text)
     stack = [t.start_state]
     values: list[Any] = []
-    starts: list[int | None] = []
-    ends: list[int | None] = []
+    # where each value of the stack came from: the token itself for a token (offsets at [2] and
+    # [3]), (None, None, start, end) for a reduction — one list, one append per step
+    places: list[tuple[Any, ...]] = []
     prev: Token | None = None
+    last: Token | None = None
     statement, in_statement = 0, False
     saved = stack
 
@@ -180,8 +183,8 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
         origin, size, callback, expand1, splice = rule
         if size:
             kids = values[-size:]
-            start, end = _outer(starts[-size:], ends[-size:])
-            del stack[-size:], values[-size:], starts[-size:], ends[-size:]
+            start, end = _outer(places[-size:])
+            del stack[-size:], values[-size:], places[-size:]
             if splice:
                 kids = _splice(kids, splice)
         else:
@@ -194,8 +197,7 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
             value = callback(builder, kids, start, end)
         stack.append(rows[stack[-1]][origin])
         values.append(value)
-        starts.append(start)
-        ends.append(end)
+        places.append((None, None, start, end))
 
     keywords, depth = t.keywords, 0
     try:
@@ -207,7 +209,7 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 low = raw.lower()
                 start_pos, end_pos = m.span(group)
                 if low not in keywords and low not in SPECIAL_WORDS:
-                    tok = _tok(Token, ("IDENT", low, start_pos, end_pos))
+                    tok = new_token(Token, ("IDENT", low, start_pos, end_pos))
                 else:
                     tok = word_token(text, raw, start_pos, end_pos, rows[stack[-1]], keywords)
             elif group == "op":
@@ -219,18 +221,23 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                         raise too_deep(text, start_pos)
                 elif raw in ")]":
                     depth -= 1
-                tok = _tok(Token, (OPERATORS[raw], raw, start_pos, start_pos + len(raw)))
+                tok = new_token(Token, (OPERATORS[raw], raw, start_pos, start_pos + len(raw)))
             elif group == "ws":  # trailing white space and comments: the end of the text
                 break
+            elif group == "dotted":  # a word before a dot that is not `t.col` or `t.*`
+                start_pos, end_pos = m.span(group)
+                raw = m.group(group)
+                tok = word_token(text, raw, start_pos, end_pos, rows[stack[-1]], keywords)
             else:
                 tok = other_token(text, group, m.group(group), m.start(group))
             kind = tok[0]
-            if kind == "SEMICOLON":
-                in_statement = False
-            elif not in_statement:
-                statement, in_statement = statement + 1, True
             if diagnose:
                 saved = stack[:]
+                prev, last = last, tok  # `prev` names the place of an error: "after FROM"
+                if kind == "SEMICOLON":
+                    in_statement = False
+                elif not in_statement:
+                    statement, in_statement = statement + 1, True
             while True:
                 act = rows[stack[-1]].get(kind)
                 if act is None:
@@ -240,8 +247,7 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 if act >= 0:
                     stack.append(act)
                     values.append(tok)
-                    starts.append(tok[2])
-                    ends.append(tok[3])
+                    places.append(tok)
                     break
                 if units[~act] is not None:
                     # a run of pass-through reductions depends only on the two top states and
@@ -256,10 +262,10 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 origin, size, callback, expand1, splice = rules[~act]
                 if size:
                     kids = values[-size:]
-                    start, end = starts[-size], ends[-1]
+                    start, end = places[-size][2], places[-1][3]
                     if start is None or end is None:
-                        start, end = _outer(starts[-size:], ends[-size:])
-                    del stack[-size:], values[-size:], starts[-size:], ends[-size:]
+                        start, end = _outer(places[-size:])
+                    del stack[-size:], values[-size:], places[-size:]
                     if splice:
                         kids = _splice(kids, splice)
                     if callback is None:
@@ -271,11 +277,9 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                     value = [] if callback is None else callback(builder, [], None, None)
                 stack.append(rows[stack[-1]][origin])
                 values.append(value)
-                starts.append(start)
-                ends.append(end)
-            prev = tok
+                places.append((None, None, start, end))
         end_tok = Token("$END", "", len(text), len(text))
-        saved = stack[:]
+        saved, prev = stack[:], last
         while True:
             act = rows[stack[-1]].get("$END")
             if act is None:
@@ -286,15 +290,17 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
             if stack[-1] == t.end_state:
                 return values[-1]  # type: ignore[no-any-return]
     except SqlError as exc:
+        if not diagnose:  # only the diagnose run counts statements: let it raise this error
+            raise _Diagnose from exc
         if exc.statement is None:
             exc.statement = max(statement, 1)
         raise
 
 
-def _outer(starts: list[int | None], ends: list[int | None]) -> tuple[int | None, int | None]:
+def _outer(places: list[tuple[Any, ...]]) -> tuple[int | None, int | None]:
     """First start and last end among children (empty optional children have neither)."""
-    start = next((x for x in starts if x is not None), None)
-    end = next((x for x in reversed(ends) if x is not None), None)
+    start = next((p[2] for p in places if p[2] is not None), None)
+    end = next((p[3] for p in reversed(places) if p[3] is not None), None)
     return start, end
 
 

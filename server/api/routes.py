@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from velo.grammar import ast
+from velo.grammar.apps import substitute
 from velo.grammar.parser import parse_statement
 
 from .. import __version__
@@ -62,8 +63,11 @@ def confine_paths(data_dir: Path, properties: dict[str, Any]) -> None:
         k = str(key).lower()
         if not (k in _PATH_KEYS or k.endswith((".path", ".file", ".dir"))) or not isinstance(value, str):
             continue
-        candidate = Path(value)
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+        try:
+            candidate = Path(value)
+            resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+        except (ValueError, OSError):  # NUL bytes, loops: not a usable path either way
+            raise BadRequestError(f"property '{key}' is not a valid path") from None
         if ".." in candidate.parts or not resolved.is_relative_to(root):
             raise BadRequestError(f"property '{key}' names a path outside the data directory")
 
@@ -117,10 +121,7 @@ async def create_job(request: Request, body: Any) -> dict[str, Any]:
     assert isinstance(body, s.JobRequest)
     st = _state(request)
     confine_paths(st.settings.data_dir, body.properties)
-    kwargs: dict[str, Any] = {}
-    if body.version is not None and _accepts(st.manager.deploy_job, "version"):
-        kwargs["version"] = body.version
-    job = await st.manager.deploy_job(body.sql, body.name, body.properties, **kwargs)
+    job = await st.manager.deploy_job(body.sql, body.name, body.properties, version=body.version)
     return job_view(job)
 
 
@@ -150,13 +151,16 @@ async def statements(request: Request, body: Any) -> Response | dict[str, Any]:
     st = _state(request)
     confine_paths(st.settings.data_dir, body.properties)
     execute: Any = st.executor.execute_script
-    kwargs: dict[str, Any] = {}
+    sql, kwargs = body.sql, dict[str, Any]()
     if body.variables:
-        if not _accepts(execute, "variables"):
-            raise BadRequestError("${variables} are not supported by this build yet")
-        kwargs["variables"] = body.variables
+        if _accepts(execute, "variables"):
+            kwargs["variables"] = body.variables
+        else:
+            # ${VAR} from the request only: unlike an app deploy, an ad-hoc statement does not read
+            # the server's environment (it would let any client print the server's secrets).
+            sql = substitute(sql, body.variables, environ={})
     try:
-        results = await execute(body.sql, body.properties, **kwargs)
+        results = await execute(sql, body.properties, **kwargs)
     except StatementError as failed:
         cause = failed.cause
         if isinstance(cause, VeloError):

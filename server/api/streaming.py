@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+from velo.grammar.errors import SqlError
+
+from ..errors import VeloError
+from .errors import sql_error_body
+
+log = logging.getLogger("velo.api")
 
 
 def _default(value: Any) -> Any:
@@ -61,8 +69,27 @@ class NDJSONStream(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, send: Send) -> None:
-        async for event in self.events:
-            await send({"type": "http.response.body", "body": ndjson_line(event), "more_body": True})
+        try:
+            async for event in self.events:
+                await send({"type": "http.response.body", "body": ndjson_line(event), "more_body": True})
+        except OSError:
+            raise  # the client is gone (uvicorn's ClientDisconnected is an OSError): nobody to tell
+        except Exception as exc:
+            # The status line is long sent: a failure after the first byte becomes the last line.
+            await send({"type": "http.response.body", "body": ndjson_line({"error": stream_error(exc)}),
+                        "more_body": True})
+
+
+def stream_error(exc: Exception) -> dict[str, Any]:
+    """The ``error`` object of a query that failed mid-stream (no stack trace; 'internal' gets an id)."""
+    if isinstance(exc, VeloError):
+        return exc.to_dict()
+    if isinstance(exc, SqlError):
+        return sql_error_body(exc)
+    error_id = secrets.token_hex(6)
+    log.error("internal error %s in a query stream", error_id, exc_info=exc, extra={"error_id": error_id})
+    return {"code": "internal", "message": f"the query failed (id {error_id}); see the server log",
+            "error_id": error_id}
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -49,6 +49,7 @@ from .validate import (
 SYSTEM_COLUMNS = ("_key", "_timestamp", "_event_time", "_partition", "_offset", "_topic")
 WINDOW_START = ("_window_start", "window_start", "windowstart")
 WINDOW_END = ("_window_end", "window_end", "windowend")
+_BOUND_FUNCTIONS = ("TUMBLE_START", "TUMBLE_END", "WINDOWSTART", "WINDOWEND")
 
 
 @dataclass(frozen=True)
@@ -217,10 +218,12 @@ class _Codegen:
     def add(self, lines: list[str]) -> None:
         self.parts.append("\n".join(lines))
 
+    subquery: Callable[[ast.Select], str] | None = None
+
     def compiler(self, column_source: Callable[[ast.Column], str],
                  substitute: Callable[[ast.Expr], str | None] | None = None,
                  record_var: str | None = "m") -> ExprCompiler:
-        ec = ExprCompiler(column_source, substitute, self.namespace, record_var)
+        ec = ExprCompiler(column_source, substitute, self.namespace, record_var, self.subquery)
         ec._consts = self._n + 1000 * (len(self.parts) + 1)
         return ec
 
@@ -309,8 +312,6 @@ class _Query:
             names.append(sink_name)
         self.opts, inline = check_properties(props, names)
         check_select_rules(select)
-        if len(select.joins) > 1:
-            raise error("one JOIN per query is supported in this version", select.joins[1])
         self.relations: list[Relation] = []
         refs = [select.from_, *(j.table for j in select.joins)]
         for i, ref in enumerate(refs):
@@ -327,9 +328,13 @@ class _Query:
             if item.alias and not isinstance(item.expr, ast.Star):
                 self.aliases[item.alias] = item.expr
         self.cg = _Codegen()
+        self.cg.subquery = self._subquery
+        self._props = props
+        self._data_dir = data_dir
         self._allowed: set[str] = set()
         self._pair_access: Callable[[ast.Column], str] | None = None
         self._agg_parts: tuple[Any, ...] = ()
+        self._unpack = "L, R, m = item"
 
     # ------------------------------------------------------------ name resolution
 
@@ -428,6 +433,38 @@ class _Query:
             if isinstance(node, ast.Column) and node.name in SYSTEM_COLUMNS:
                 names.add(node.name)
         return names
+
+    def _subquery(self, sub: ast.Select) -> str:
+        """Evaluate an uncorrelated subquery over a file table now; the name bound to its rows."""
+        inner = _Query(sub, None, self.catalog, self._props, self._data_dir, None)
+        rel = inner.relations[0]
+        if rel.spec.kind != "file" or rel.path is None:
+            raise error("a subquery must read a file table ('<name>.type' = 'file_source' or a "
+                        "catalog TABLE with a path)", sub.from_)
+        for node in walk((sub.items, sub.where)):
+            if isinstance(node, ast.Column) and node.qualifier is not None and \
+                    node.qualifier not in (rel.alias, rel.name):
+                raise error("correlated subqueries are not supported", node)
+        compiled = inner.compile()
+        from ..connectors.base import Record
+        from ..connectors.files import read_rows
+
+        rows = read_rows(rel.path, rel.spec.format, rel.delimiter, rel.has_headers, rel.columns)
+        processor = compiled.processor("rows")
+        records = [Record(orjson.dumps(r), offset=i) for i, r in enumerate(rows)]
+        events = processor.process(records).rows + processor.finish().rows
+        final: dict[Any, list[Any]] = {}
+        plain: list[list[Any]] = []
+        for e in events:
+            if e.op == "insert":
+                plain.append(e.values)
+            elif e.op == "upsert":
+                final[repr(e.key)] = e.values
+            else:
+                final.pop(repr(e.key), None)
+        from .expressions import SubqueryResult
+
+        return self.cg.bind(SubqueryResult(plain + list(final.values())), "_sq")
 
     # ------------------------------------------------------------ output shape
 
@@ -634,12 +671,12 @@ class _Query:
             specs.append((accumulator(call.name, call.distinct), params))
         args_code = "(" + "".join(f"{c}, " for c in arg_codes) + ")"
         if pairs:
-            body = ["L, R, m = item"]
+            body = [self._unpack]
             if s.where is not None:
                 body.append(f"if not {ec.predicate(s.where)}: continue")
             body.append("et = (L.get('_event_time') if L else R.get('_event_time'))")
             body.append(f"append((et, m.partition, {key_code}, {args_code}, m))")
-            cg.add(_loop(body, "extract", item="item", record="item[2]"))
+            cg.add(_loop(body, "extract", item="item", record="item[-1]"))
         else:
             rel = self.relations[0]
             decode = _decode_lines(cg, rel, True, set())
@@ -658,10 +695,10 @@ class _Query:
                 return f"a[{agg_index[node]}]"
             if node in group_index:
                 return f"k[{group_index[node]}]"
-            if isinstance(node, ast.FunctionCall) and node.name in ("TUMBLE_START", "TUMBLE_END"):
+            if isinstance(node, ast.FunctionCall) and node.name in _BOUND_FUNCTIONS:
                 if window is None:
                     raise error(f"{node.name} needs a WINDOW", node)
-                return "ws" if node.name == "TUMBLE_START" else "we"
+                return "ws" if node.name in ("TUMBLE_START", "WINDOWSTART") else "we"
             if isinstance(node, ast.Column):
                 if node.name in WINDOW_START and node.qualifier is None:
                     if window is None:
@@ -695,7 +732,7 @@ class _Query:
         types = [_agg_type(e, self._column_type) for e in exprs]
         lists_bounds = any(isinstance(n, ast.Column) and n.name in WINDOW_START + WINDOW_END
                            for e in exprs for n in walk(e)) or any(
-            isinstance(n, ast.FunctionCall) and n.name in ("TUMBLE_START", "TUMBLE_END")
+            isinstance(n, ast.FunctionCall) and n.name in _BOUND_FUNCTIONS
             for e in exprs for n in walk(e))
         if window is not None and not lists_bounds:
             names += ["window_start", "window_end"]
@@ -842,7 +879,7 @@ class _Query:
         """``post_rows`` / ``post_encode``: ``body`` (filters) then the result row, built inline."""
         cg = self.cg
         cg.add(_loop([*body, f"append(RowEvent([{', '.join(values)}]))"], "post_rows", item="item",
-                     record="item[2]"))
+                     record="item[-1]"))
         enc = [*body, "o = {" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, values, strict=True)) + "}"]
         for n, t in zip(names, types, strict=True):
             if t == "TIMESTAMP":
@@ -851,14 +888,14 @@ class _Query:
         key = (f"{cg.bind(_key_of, '_key')}([{', '.join(f'o[{names[i]!r}]' for i in pk)}])" if pk
                else "m.key")
         enc.append(f"append(({key}, _dumps(o)))")
-        cg.add(_loop(enc, "post_encode", item="item", record="item[2]"))
+        cg.add(_loop(enc, "post_encode", item="item", record="item[-1]"))
 
     # ------------------------------------------------------------ joins
 
     def _join(self, has_agg: bool) -> CompiledQuery:
         s, cg = self.select, self.cg
         join = s.joins[0]
-        left, right = self.relations
+        left, right = self.relations[0], self.relations[1]
         self_join = left.spec.topic == right.spec.topic and left.spec.kind == right.spec.kind == "kafka" \
             and right.spec.role != "table"
         if self_join:
@@ -882,12 +919,14 @@ class _Query:
             lines.append("if None in key: key = None")
             lines.append("append((r, et, m.partition, key, m))")
             cg.add(_loop(lines, f"scan{side}"))
-        variables = {0: "L", 1: "R"}
+        extra = self._extra_tables()
+        variables = {0: "L", 1: "R", **{j: f"T{j}" for j, _, _ in extra}}
+        self._unpack = ", ".join(variables[i] for i in sorted(variables)) + ", m = item"
         if self_join:
             # Both relations share input 0, so column access must go by alias, not input index.
             def access(col: ast.Column) -> str:
                 rel, sub = self._resolve(col)
-                var = "L" if rel is left else "R"
+                var = "L" if rel is left else "R" if rel is right else f"T{self.relations.index(rel)}"
                 if sub is not None:
                     assert isinstance(sub, ast.FieldAccess) and isinstance(sub.operand, ast.Column)
                     return f"_field({var}.get({sub.operand.name!r}), {sub.field!r})"
@@ -916,17 +955,18 @@ class _Query:
             extract, project_fn, specs, wspec, emit, names, types, _pk, distinct = agg
             post_kind = "aggregate"
         else:
-            body = ["L, R, m = item"]
+            body = [self._unpack]
             for c in conds:
                 body.append(f"if not {ec.predicate(c)}: continue")
             ec.substitute = self._alias_substitute(self._allowed)
             names, values, types = self._projection(self._items(), ec)
             self._emit_post(body, names, values, types)
             post_kind = "project"
+        if extra:
+            self._chain_code(extra, col_access)
+            steps += [f"Then: {jn.kind.upper()} JOIN file table {self.relations[j].alias}"
+                      for j, jn, _ in extra]
         ns = cg.build(left.spec.topic)
-        table_rows: list[tuple[Any, ...]] | None = None
-        if is_table and right.spec.kind == "file":
-            table_rows = _load_table(right, ns["scan1"])
         scan0, scan1 = ns["scan0"], ns["scan1"]
         opts = self.opts
         grace = s.window.grace.millis if s.window is not None and s.window.grace is not None else 0
@@ -947,15 +987,82 @@ class _Query:
                 post = _post_aggregate(extract, aggp)
             else:
                 post = _post(ns[f"post_{mode}"])
+            if extra:
+                for j, _, _ in extra:  # each run reads the extra tables afresh
+                    table = ns[f"_tab{j}"]
+                    table.clear()
+                    for row, _et, _part, key, _m in _load_table(self.relations[j], ns[f"scan{j}"]):
+                        if key is not None:
+                            table[key] = row
+                post = _chained(ns["chain"], post)
             if is_table:
                 fresh_rows = _load_table(right, scan1) if right.spec.kind == "file" else None
                 return StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
-                                       join.kind == "left", fresh_rows if fresh_rows is not None else table_rows)
+                                       join.kind == "left", fresh_rows)
             before, after = (None, None) if bound is None else bound
             return StreamStreamJoin(scan0, scan1, post, join.kind, before, after, grace,
                                     opts.join_ttl_ms, opts.join_max_rows, watermarks, self_join)
 
         return CompiledQuery(plan, inputs, cg.source, factory)
+
+    def _extra_tables(self) -> list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]]:
+        """Joins after the first: file-table lookups keyed by equalities with earlier relations."""
+        out = []
+        for j, jn in enumerate(self.select.joins[1:], start=2):
+            rel = self.relations[j]
+            if rel.spec.role != "table" or rel.spec.kind != "file":
+                raise error("a second or later JOIN must be a file table in this version", jn.table)
+            if jn.kind not in ("inner", "left"):
+                raise error(f"a join with a table is INNER or LEFT, not {jn.kind.upper()}", jn)
+            keys: list[tuple[ast.Expr, ast.Expr]] = []
+            for c in _conjuncts(jn.on):
+                if isinstance(c, ast.Literal) and c.value is True:
+                    continue
+                if isinstance(c, ast.BinaryOp) and c.op == "=":
+                    a, b = self._relations_of(c.left), self._relations_of(c.right)
+                    if b == {j} and a and max(a) < j:
+                        keys.append((c.left, c.right))
+                        continue
+                    if a == {j} and b and max(b) < j:
+                        keys.append((c.right, c.left))
+                        continue
+                raise error("a table join's ON must be equalities with earlier relations (or true)", c)
+            out.append((j, jn, keys))
+        return out
+
+    def _relations_of(self, e: ast.Expr) -> set[int]:
+        found = set()
+        for n in walk(e):
+            if isinstance(n, ast.Column):
+                rel, _ = self._resolve(n)
+                found.add(self.relations.index(rel))
+        return found
+
+    def _chain_code(self, extra: list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]],
+                    access: Callable[[ast.Column], str]) -> None:
+        """``scan{j}`` per extra table (its side of the keys) and ``chain``, which looks them up."""
+        cg = self.cg
+        store = self._needed_system() | {"_event_time"}
+        for j, _, keys in extra:
+            rel = self.relations[j]
+            lines = _decode_lines(cg, rel, True, store)
+            ec = cg.compiler(self._access({rel.index: "r", 0: "r"}, direct=False), record_var=None)
+            lines.append("key = (" + "".join(f"{ec.compile(k[1])}, " for k in keys) + ")")
+            lines.append("if None in key: key = None")
+            lines.append("append((r, et, m.partition, key, m))")
+            cg.add(_loop(lines, f"scan{j}"))
+            cg.namespace[f"_tab{j}"] = {}
+        ec = cg.compiler(access, record_var=None)
+        body = ["L, R, m = item"]
+        names = ["L", "R"]
+        for j, jn, keys in extra:
+            body.append("k = (" + "".join(f"{ec.compile(k[0])}, " for k in keys) + ")")
+            body.append(f"T{j} = None if None in k else _tab{j}.get(k)")
+            miss = f"T{j} = {{}}" if jn.kind == "left" else "continue"
+            body.append(f"if T{j} is None: {miss}")
+            names.append(f"T{j}")
+        body.append(f"append(({', '.join(names)}, m))")
+        cg.add(_loop(body, "chain", item="item", record="item[-1]"))
 
     def _join_condition(self, join: ast.Join, left: Relation, right: Relation) -> tuple[
             list[tuple[ast.Expr, ast.Expr]], tuple[int, int] | None, ast.Expr | None]:
@@ -1076,6 +1183,27 @@ def _post(fn: Callable[[Any], tuple[list[Any], RecordErrors | None]]) -> Callabl
     def run(items: Any) -> Emitted:
         rows, errors = fn(items)
         return Emitted(rows, errors)
+
+    return run
+
+
+def _conjuncts(e: ast.Expr) -> list[ast.Expr]:
+    """The operands of a chain of ANDs."""
+    if isinstance(e, ast.BinaryOp) and e.op == "AND":
+        return [*_conjuncts(e.left), *_conjuncts(e.right)]
+    return [e]
+
+
+def _chained(chain: Callable[[Any], tuple[list[Any], RecordErrors | None]],
+             post: Callable[[Any], Emitted]) -> Callable[[Any], Emitted]:
+    """Looks up the extra tables of a multi-join, then runs ``post``."""
+
+    def run(items: Any) -> Emitted:
+        rows, errors = chain(items)
+        out = post(rows)
+        if errors:
+            out.errors = errors + (out.errors or [])
+        return out
 
     return run
 

@@ -136,9 +136,31 @@ def _like(x: Any, pattern: Any) -> bool | None:
     return like_regex(str(pattern)).fullmatch(str(x)) is not None
 
 
+class SubqueryResult:
+    """The rows of an uncorrelated subquery over a table, evaluated once (at deploy)."""
+
+    __slots__ = ("has_null", "rows", "values")
+
+    def __init__(self, rows: list[list[Any]]) -> None:
+        self.rows = rows
+        first = [r[0] if r else None for r in rows]
+        self.values = frozenset(v for v in first if v is not None)
+        self.has_null = any(v is None for v in first)
+
+
+def _in_rows(x: Any, sub: SubqueryResult) -> bool | None:
+    """``x IN (SELECT ...)`` in three-valued logic."""
+    if x is None:
+        return None if sub.rows else False
+    if x in sub.values:
+        return True
+    return None if sub.has_null else False
+
+
 RUNTIME: dict[str, Any] = {
     "_div": _div, "_mod": _mod, "_concat": _concat, "_between": _between, "_in": _in,
     "_subscript": _subscript, "_field": _field, "_extract": _extract, "_like": _like,
+    "_in_rows": _in_rows,
     "Decimal": Decimal,
 }
 """Helpers every generated function may call, bound into its namespace."""
@@ -182,6 +204,7 @@ class ExprCompiler:
     substitute: Substitute | None = None
     namespace: dict[str, Any] = field(default_factory=lambda: dict(RUNTIME))
     record_var: str | None = "m"  # the raw record, for HEADER(); None where there is none
+    subquery: Callable[[ast.Select], str] | None = None  # evaluates an uncorrelated subquery
     _temps: int = 0
     _consts: int = 0
 
@@ -242,7 +265,13 @@ class ExprCompiler:
         if isinstance(node, ast.Extract):
             return f"_extract({node.unit!r}, {self.compile(node.operand)})"
         if isinstance(node, ast.InSubquery | ast.Exists):
-            raise error("subqueries (IN (SELECT …), EXISTS) are not supported yet", node)
+            if self.subquery is None:
+                raise error("subqueries (IN (SELECT …), EXISTS) are not allowed here", node)
+            ref = self.subquery(node.query)
+            if isinstance(node, ast.Exists):
+                return f"bool({ref}.rows)"
+            code = f"_in_rows({self.compile(node.operand)}, {ref})"
+            return self._negate(code) if node.negated else code
         if isinstance(node, ast.Star):
             raise error("* is only allowed as a select item or in COUNT(*)", node)
         raise error(f"{type(node).__name__} is not supported in this position", node)
@@ -256,6 +285,21 @@ class ExprCompiler:
         if isinstance(node, ast.BinaryOp) and node.op in ("AND", "OR"):
             op = node.op.lower()
             return f"({self.predicate(node.left)} {op} {self.predicate(node.right)})"
+        if isinstance(node, ast.BinaryOp) and node.op in _COMPARISON and (
+                self.substitute is None or self.substitute(node) is None):
+            # NULL and FALSE both reject: ``x is not None and x > 100`` skips the NULL branch.
+            left, right = self.compile(node.left), self.compile(node.right)
+            parts = []
+            operands = []
+            for code in (left, right):
+                if _is_constant(code):
+                    operands.append(code)
+                else:
+                    t = self._temp()
+                    parts.append(f"({t} := {code}) is not None")
+                    operands.append(t)
+            parts.append(f"{operands[0]} {_COMPARISON[node.op]} {operands[1]}")
+            return "(" + " and ".join(parts) + ")"
         return self.compile(node)
 
     def _negate(self, code: str) -> str:
@@ -349,6 +393,8 @@ class ExprCompiler:
         fn = lookup(node.name)
         if fn is None:
             raise error(f"unknown function {node.name}", node, suggestions=suggest_functions(node.name))
+        if fn.kind in ("syntax", "window"):
+            raise error(f"{node.name} is not a function call here (see DESCRIBE FUNCTION {node.name})", node)
         if fn.kind == "aggregate" and node.over is None:
             raise error(f"aggregate {node.name} is not allowed here", node)
         if node.over is not None or fn.kind == "analytic":

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 
 from hypothesis import strategies as st
-
 from velo.grammar import ast as a
-from velo.grammar.transformer import EXTRACT_UNITS
+from velo.grammar.transform_base import EXTRACT_UNITS
 
 # names that print bare, names that must be quoted (case, keywords, odd characters)
 NAMES = st.sampled_from(
     ["a", "b", "price", "t", "trades", "_x1", "key", "value", "end", "select", "Price", "MiXed",
-     "with space", 'quo"te', "semi;colon", "dash--dash", "é", "window_start", "interval", "size"]
+     "with space", 'quo"te', "semi;colon", "dash--dash", "é", "window_start", "interval", "size",
+     "seconds", "map", "struct", "position", "over", "rows"]
 )  # fmt: skip
 FUNCTIONS = st.sampled_from(
     ["COUNT", "SUM", "UPPER", "LEFT", "RIGHT", "IF", "LAG", "NOW", "POSITION", "CURRENT_TIMESTAMP",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from velo.grammar import SqlSyntaxError, SqlValidationError, parse_app
 from velo.grammar import ast as a
 from velo.grammar.apps import normalize_name, substitute

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from velo.grammar import SqlError, SqlSyntaxError, SqlValidationError, parse, parse_statement
 
 # (statement, message, line, column) — the same table is in docs/grammar.md
@@ -15,7 +14,8 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Expected FROM or a comma after the select list, found 'FORM'; did you mean FROM?",
      1, 10),
     ('SELCT a FROM t',
-     "Expected a statement (SELECT, CREATE, INSERT, START, SHOW, STOP, DROP, DESCRIBE, ...), found 'SELCT'; did you mean SELECT?",
+     "Expected a statement (SELECT, CREATE, INSERT, START, SHOW, STOP, DROP, DESCRIBE, "
+     "...), found 'SELCT'; did you mean SELECT?",
      1, 1),
     ('SELECT a, FROM t',
      "Expected an expression after ',', found 'FROM'",
@@ -27,7 +27,8 @@ ERRORS: list[tuple[str, str, int, int]] = [
      'Statement ended too early: expected an expression after WHERE',
      1, 22),
     ('SELECT a FROM t WHRE x > 1',
-     "Expected EMIT, FULL, GROUP, HAVING, INNER, JOIN, LEFT, LIMIT, RIGHT, WHERE, WINDOW or WITH after 'WHRE', found 'x'; did you mean WHERE instead of 'WHRE'?",
+     "Expected EMIT, FULL, GROUP, HAVING, INNER, JOIN, LEFT, LIMIT, RIGHT, WHERE, WINDOW or "
+     "WITH after 'WHRE', found 'x'; did you mean WHERE instead of 'WHRE'?",
      1, 22),
     ("SELECT a FROM t WHERE x = 'abc",
      'Unclosed string literal: the quote at line 1, column 27 is never closed',
@@ -90,7 +91,8 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Statement ended too early: expected AS or WITH after ')'",
      1, 24),
     ('CREATE STREAM s AS SELECT a FROM t WINDOW TUMBLNG (5s)',
-     "Expected HOPPING, SESSION, SLIDING or TUMBLING after WINDOW, found 'TUMBLNG'; did you mean TUMBLING?",
+     "Expected HOPPING, SESSION, SLIDING or TUMBLING after WINDOW, found 'TUMBLNG'; did you "
+     "mean TUMBLING?",
      1, 43),
     ('CREATE STREAM s AS SELECT a FROM t WINDOW TUMBLING (5 SECNDS)',
      "Expected a time unit after '5', found 'SECNDS'; did you mean SECONDS?",
@@ -105,7 +107,8 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Expected APP or JOB after STOP, found 'JOBS'; did you mean JOB?",
      1, 6),
     ('SHOW JOB',
-     "Expected FUNCTIONS, JOBS, METRICS, PROPERTIES, QUERIES, STATUS, STREAMS, TABLES or TOPICS after SHOW, found 'JOB'; did you mean JOBS?",
+     "Expected FUNCTIONS, JOBS, METRICS, PROPERTIES, QUERIES, STATUS, STREAMS, TABLES or "
+     "TOPICS after SHOW, found 'JOB'; did you mean JOBS?",
      1, 6),
     ('DROP STREAM IF EXIST s',
      "Expected EXISTS after IF, found 'EXIST'; did you mean EXISTS?",

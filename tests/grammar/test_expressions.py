@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from velo.grammar import SqlSyntaxError, parse_statement
 from velo.grammar import ast as a
 
@@ -256,3 +255,35 @@ def test_spans_point_at_the_source() -> None:
 
 def test_spans_are_not_part_of_equality() -> None:
     assert expr("a   +   1") == expr("a+1")
+
+
+def test_fast_constructors_make_the_same_nodes_as_init() -> None:
+    from velo.grammar.transform_base import fast_constructor
+
+    span = a.Span(1, 2, 1, 5, 1, 4)
+    make_column, make_call = fast_constructor(a.Column), fast_constructor(a.FunctionCall)
+    assert make_column("x", span=span) == a.Column("x") and make_column("x").qualifier is None
+    call = make_call("F", (A,), over=a.Over())
+    assert call == a.FunctionCall("F", (A,), over=a.Over()) and call.span is None
+    assert repr(make_column("x", "t", span=span)) == repr(a.Column("x", "t", span=span))
+    assert make_column("x", span=span).span is span
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("t.x", a.Column("x", "t")),
+        ("t . x", a.Column("x", "t")),
+        ('t."X"', a.Column("X", "t")),
+        ('"T".x', a.Column("x", "T")),
+        ("t.end", a.Column("end", "t")),
+        ("t.x.y", a.FieldAccess(a.Column("x", "t"), "y")),
+        ("(t).x", a.Column("x", "t")),
+        ("1.5", lit(1.5)),
+        ("1.", lit(1.0)),
+        ("a.b[1]", a.Subscript(a.Column("b", "a"), lit(1))),
+        ("select_x", a.Column("select_x")),
+    ],
+)
+def test_dotted_names_and_numbers_lex_as_expected(text: str, tree: a.Expr) -> None:
+    assert expr(text) == tree

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from velo.grammar import ast as a
 from velo.grammar import parse, parse_statement, to_sql
 

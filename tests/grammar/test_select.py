@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from velo.grammar import SqlSyntaxError, parse_statement
 from velo.grammar import ast as a
 

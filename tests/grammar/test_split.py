@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from velo.grammar import Piece, is_complete, split_statements
 from velo.grammar.split import open_construct
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from velo.grammar import ast as a
 from velo.grammar import parse, parse_statement
 
@@ -175,6 +174,7 @@ def test_print(sql: str, expected: a.Print) -> None:
         ("SHOW PROPERTIES", a.Show("properties")),
         ("DESCRIBE trades", a.Describe("trades")),
         ("DESCRIBE FUNCTION avg", a.DescribeFunction("AVG")),
+        ("DESCRIBE FUNCTION left", a.DescribeFunction("LEFT")),
         ("EXPLAIN j", a.Explain(name="j")),
         ("SET 'auto.offset.reset' = 'earliest'", a.SetProperty("auto.offset.reset", "earliest")),
         ("SET 'batch.size' = 10", a.SetProperty("batch.size", 10)),
@@ -199,7 +199,7 @@ def test_several_statements_and_empty_ones() -> None:
 
 def test_statement_spans_cover_the_statement_text() -> None:
     text = "SHOW JOBS;\n  SELECT a\n  FROM t ;"
-    first, second = parse(text)
+    _, second = parse(text)
     assert second.span is not None
     assert text[second.span.start_pos : second.span.end_pos] == "SELECT a\n  FROM t"
     assert (second.span.line, second.span.column, second.span.end_line) == (2, 3, 3)

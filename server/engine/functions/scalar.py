@@ -405,6 +405,12 @@ def tumble_end(*_: Any) -> Any:
     raise ValueError("TUMBLE_END is only valid in a windowed query")
 
 
+register("WINDOWSTART", "WINDOWSTART -> BIGINT", "Start of the current window (ms), as in ksqlDB.",
+         "WINDOWSTART", 0, 0, "BIGINT", kind="window")(tumble_start)
+register("WINDOWEND", "WINDOWEND -> BIGINT", "End of the current window (ms), as in ksqlDB.",
+         "WINDOWEND", 0, 0, "BIGINT", kind="window")(tumble_end)
+
+
 # ---------------------------------------------------------------- conditional
 
 
@@ -533,3 +539,20 @@ def has_header(record: Any, name: Any) -> Any:
           "HEADER_KEYS() = ['trace-id']", 0, 0, "ARRAY<STRING>")
 def header_keys(record: Any) -> Any:
     return [k for k, _ in _headers(record)]
+
+
+# ---------------------------------------------------------------- syntax forms
+# Listed so SHOW FUNCTIONS and completion know them; the parser turns them into their own nodes.
+
+
+def _syntax(*_: Any) -> Any:
+    raise ValueError("a syntax form, not a function call")
+
+
+register("CAST", "CAST(x AS type) | x::type", "Converts x to a type (NULL stays NULL).",
+         "CAST('42' AS INT) = 42", 1, 1, "ANY", kind="syntax")(_syntax)
+register("EXTRACT", "EXTRACT(unit FROM ts TIMESTAMP) -> BIGINT",
+         "A field of a timestamp: YEAR, MONTH, DAY, HOUR, MINUTE, SECOND, MILLISECOND, DOW, DOY, EPOCH.",
+         "EXTRACT(YEAR FROM 0) = 1970", 1, 1, "BIGINT", kind="syntax")(_syntax)
+register("ARRAY", "ARRAY[x, ...] -> ARRAY", "An array of the values.", "ARRAY[1, 2][2] = 2", 0, None,
+         "ARRAY", kind="syntax")(_syntax)

@@ -16,6 +16,7 @@ Window state is evicted as soon as the window closes, so memory follows the open
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..functions.aggregates import Accumulator
 from ..processor import Emitted, RecordErrors
-from ..time import Watermarks
+from ..time import NO_WATERMARK, Watermarks
 from .output import Output
 
 Extract = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
@@ -48,6 +49,10 @@ class _Session:
         self.start = start
         self.last = last
         self.accs = accs
+
+
+def _start(s: _Session) -> int:
+    return s.start
 
 
 class AggregateProcessor:
@@ -99,6 +104,11 @@ class AggregateProcessor:
                 self._row(rows, k, accs, None, None)
             self._groups.clear()
         return Emitted(rows)
+
+    def watermark_ms(self) -> int | None:
+        """The current event-time watermark (None before the first record), for metrics."""
+        wm = self._wm.current
+        return None if wm == NO_WATERMARK else wm
 
     def state_bytes(self) -> int:
         per_acc = 64
@@ -182,7 +192,13 @@ class AggregateProcessor:
         sessions = self._sessions.get(k)
         if sessions is None:
             sessions = self._sessions[k] = []
-        hits = [s for s in sessions if s.start - gap <= et <= s.last + gap]
+        # Open sessions are disjoint and kept sorted by start: the ones within reach of ``et``
+        # are a short run just before the first session starting after et + gap.
+        i = bisect.bisect_right(sessions, et + gap, key=_start)
+        hits = []
+        while i > 0 and sessions[i - 1].last + gap >= et:
+            i -= 1
+            hits.append(sessions[i])
         if len(hits) == 1:  # the common case: the record extends one open session
             s = hits[0]
             for acc, v in zip(s.accs, args, strict=True):
@@ -208,7 +224,7 @@ class AggregateProcessor:
             for a, b in zip(new.accs, s.accs, strict=True):
                 a.merge(b)
             new.start, new.last = min(new.start, s.start), max(new.last, s.last)
-        sessions.append(new)
+        sessions.insert(bisect.bisect_right(sessions, new.start, key=_start), new)
         changed[(k, new)] = None
         self._seq += 1
         heapq.heappush(self._ends, (new.last + gap, self._seq, (k, new)))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..processor import Emitted, RecordErrors
-from ..time import Watermarks
+from ..time import NO_WATERMARK, Watermarks
 
 Scan = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
 Post = Callable[[list[tuple[Any, Any, Any]]], Emitted]
@@ -224,6 +224,11 @@ class StreamStreamJoin:
         self._buffers[1].clear()
         self._expiry.clear()
         return self._post(out)
+
+    def watermark_ms(self) -> int | None:
+        """The current event-time watermark (None before the first record), for metrics."""
+        wm = self._wm.current
+        return None if wm == NO_WATERMARK else wm
 
     def state_bytes(self) -> int:
         return self._rows * 250

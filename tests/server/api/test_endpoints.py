@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import orjson
@@ -115,6 +116,15 @@ async def test_statements_show_and_stop(server_url: str, source: str) -> None:
             "statement"] == 2
         await client.delete("/jobs/s2")
 
+        with_vars = await client.post("/statements", json={
+            "sql": "START JOB v1 AS SELECT id FROM ${src} WITH ('output.topic' = '${out:v1_out}');",
+            "variables": {"src": source}})
+        assert with_vars.status_code == 200, with_vars.text
+        assert with_vars.json()["results"][0]["job"]["sink"] == "v1_out"
+        missing = await client.post("/statements", json={"sql": "STOP JOB ${nope};", "variables": {"x": "1"}})
+        assert_error(missing, 400, "sql_validation")
+        await client.delete("/jobs/v1")
+
 
 async def test_statements_job_limit(start_server: Callable[..., ServerProcess], source: str) -> None:
     server = start_server("--max-jobs", "1")
@@ -206,11 +216,20 @@ async def test_topics_have_partitions_and_end_offsets(server_url: str, broker: s
 async def test_catalog(server_url: str, source: str) -> None:
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         assert (await client.post("/jobs", json={"sql": job_sql("cat", source)})).status_code == 201
+        declare = ("CREATE STREAM decl_s (symbol STRING, price DOUBLE) WITH ('kafka_topic' = 'decl_topic'); "
+                   "CREATE TABLE decl_t (symbol STRING PRIMARY KEY, name STRING) WITH ('kafka_topic' = 'decl_tt');")
+        declared = await client.post("/statements", json={"sql": declare})
+        assert declared.status_code == 200, declared.text
         catalog = (await client.get("/catalog")).json()
         await client.delete("/jobs/cat")
     assert source in catalog["topics"] and "cat" in catalog["jobs"]
     stream = next(s for s in catalog["streams"] if s["name"] == "cat")
     assert stream["topic"] == "cat_out" and [c["name"] for c in stream["columns"]] == ["id"]
+    decl = next(s for s in catalog["streams"] if s["name"] == "decl_s")
+    assert decl["topic"] == "decl_topic" and decl["columns"] == [{"name": "symbol", "type": "STRING"},
+                                                                  {"name": "price", "type": "DOUBLE"}]
+    table = next(t for t in catalog["tables"] if t["name"] == "decl_t")
+    assert table["kind"] == "table" and [c["name"] for c in table["columns"]] == ["symbol", "name"]
     assert catalog["functions"] and all(f["signature"] for f in catalog["functions"])
     assert isinstance(catalog["tables"], list)
 
@@ -282,3 +301,27 @@ async def test_kafka_unavailable(no_broker_server: ServerProcess) -> None:
                      "kafka_unavailable")
         catalog = await client.get("/catalog")
         assert catalog.status_code == 200 and catalog.json()["topics"] == []
+
+
+async def test_restart_restores_jobs_and_no_auto_deploy(broker: str, source: str, tmp_path: Path) -> None:
+    first = ServerProcess(broker, tmp_path)
+    try:
+        assert httpx.post(f"{first.url}/jobs", json={"sql": job_sql("kept", source)}, timeout=30).status_code == 201
+        assert httpx.post(f"{first.url}/jobs", json={"sql": job_sql("held", source)}, timeout=30).status_code == 201
+        assert httpx.post(f"{first.url}/jobs/held/pause", timeout=30).json()["state"] == "PAUSED"
+    finally:
+        first.stop()
+    second = ServerProcess(broker, tmp_path)
+    try:
+        states = {j["name"]: j["state"] for j in httpx.get(f"{second.url}/jobs").json()["jobs"]}
+        assert states == {"kept": "RUNNING", "held": "PAUSED"}
+        assert httpx.get(f"{second.url}/ready").status_code == 200
+    finally:
+        second.stop()
+    third = ServerProcess(broker, tmp_path, "--no-auto-deploy")
+    try:
+        states = {j["name"]: j["state"] for j in httpx.get(f"{third.url}/jobs").json()["jobs"]}
+        assert states == {"kept": "STOPPED", "held": "STOPPED"}
+        assert httpx.post(f"{third.url}/jobs/kept/resume", timeout=30).json()["state"] == "RUNNING"
+    finally:
+        third.stop()

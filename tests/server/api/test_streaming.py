@@ -131,3 +131,44 @@ async def test_shutdown_ends_twenty_open_streams(start_server: Callable[..., Ser
         assert events[-1]["done"]["rows"] == sum(1 for e in events if "row" in e)
     assert took < 10, f"server took {took:.1f}s to exit"  # the grace period
     assert exit_code in (0, -signal.SIGTERM)
+
+
+async def test_a_failure_after_the_first_byte_is_the_last_line() -> None:
+    """In-process uvicorn on loopback: an event stream that raises ends with an ``error`` line."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+    from velo.server.api.streaming import NDJSONStream
+    from velo.server.connectors.embedded_kafka import free_port
+    from velo.server.errors import KafkaUnavailableError
+
+    async def events(fail: Exception) -> Any:
+        yield {"header": {"query_id": "q-x", "columns": [], "emit": "none"}}
+        yield {"row": [1]}
+        raise fail
+
+    async def known(request: Request) -> NDJSONStream:
+        return NDJSONStream(events(KafkaUnavailableError("broker went away")))
+
+    async def bug(request: Request) -> NDJSONStream:
+        return NDJSONStream(events(RuntimeError("secret internals")))
+
+    import uvicorn
+
+    app = Starlette(routes=[Route("/known", known), Route("/bug", bug)])
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.port}") as client:
+            lines = [orjson.loads(x) for x in (await client.get("/known")).text.splitlines()]
+            assert lines[-1] == {"error": {"code": "kafka_unavailable", "message": "broker went away"}}
+            text = (await client.get("/bug")).text
+            last = orjson.loads(text.splitlines()[-1])["error"]
+            assert last["code"] == "internal" and last["error_id"] in last["message"]
+            assert "secret" not in text
+    finally:
+        server.should_exit = True
+        await task

@@ -52,7 +52,8 @@ def duck(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
     for name, rows in tables.items():
         cols = list(rows[0])
         types = {"symbol": "VARCHAR", "price": "DOUBLE", "qty": "BIGINT", "side": "VARCHAR",
-                 "ts": "BIGINT", "sector": "VARCHAR", "k": "BIGINT", "a": "BIGINT", "b": "BIGINT", "s": "VARCHAR", "v": "DOUBLE", "name": "VARCHAR"}
+                 "ts": "BIGINT", "sector": "VARCHAR", "k": "BIGINT", "a": "BIGINT", "b": "BIGINT",
+                 "s": "VARCHAR", "v": "DOUBLE", "name": "VARCHAR", "desk": "VARCHAR"}
         decl = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in cols)
         con.execute(f"CREATE TABLE {name} ({decl})")
         con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in cols)})",

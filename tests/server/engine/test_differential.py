@@ -165,8 +165,8 @@ def test_windows_in_both_emit_modes(velo: str, expected: str, emit: str) -> None
 
 
 def test_final_windows_emit_one_row_per_window() -> None:
-    from velo.server.engine.compile import compile_select
     from velo.grammar.parser import parse_statement
+    from velo.server.engine.compile import compile_select
 
     q = compile_select(parse_statement(
         f"SELECT symbol, COUNT(*) AS c FROM t GROUP BY symbol WINDOW TUMBLING(10s) EMIT FINAL {ET}"))
@@ -207,6 +207,13 @@ STREAM_TABLE: list[tuple[str, str]] = [
      f"WHERE t.price > 20 {TABLE}",
      "SELECT t.symbol, r.sector, t.price * t.qty FROM t JOIN instruments r ON t.symbol = r.symbol "
      "WHERE t.price > 20"),
+    (f"SELECT symbol, price FROM t WHERE symbol IN (SELECT symbol FROM instruments WHERE sector = 'tech') "
+     f"{TABLE}",
+     "SELECT symbol, price FROM t WHERE symbol IN (SELECT symbol FROM instruments WHERE sector = 'tech')"),
+    (f"SELECT symbol FROM t WHERE symbol NOT IN (SELECT symbol FROM instruments) AND EXISTS "
+     f"(SELECT * FROM instruments WHERE sector = 'auto') {TABLE}",
+     "SELECT symbol FROM t WHERE symbol NOT IN (SELECT symbol FROM instruments) AND EXISTS "
+     "(SELECT * FROM instruments WHERE sector = 'auto')"),
     (f"SELECT r.sector, COUNT(*) AS c, SUM(t.qty) AS q FROM t JOIN instruments r ON t.symbol = r.symbol "
      f"GROUP BY r.sector {TABLE}",
      "SELECT r.sector, COUNT(*), SUM(t.qty) FROM t JOIN instruments r ON t.symbol = r.symbol "
@@ -225,7 +232,7 @@ def _payments() -> list[dict[str, object]]:
 
     rnd = random.Random(3)
     out = []
-    for i in range(120):
+    for _ in range(120):
         src = ROWS[rnd.randrange(len(ROWS))]
         out.append({"symbol": src["symbol"], "qty": rnd.randint(1, 9),
                     "ts": int(src["ts"]) + rnd.randint(-8000, 8000)})
@@ -278,3 +285,17 @@ def test_query_count() -> None:
     n = (len(FILTER_PROJECT) + len(AGGREGATES) + 2 * len(WINDOWS) + len(OVER) + len(STREAM_TABLE)
          + len(INTERVAL) + 1)
     assert n >= 60
+
+
+def test_stream_joined_with_two_tables(data_dir: Path) -> None:
+    (data_dir / "desks.csv").write_text("sector,desk\ntech,T1\nauto,A9\n")
+    sql = (f"SELECT t.symbol, r.sector, d.desk FROM t JOIN instruments r ON t.symbol = r.symbol "
+           f"LEFT JOIN desks d ON r.sector = d.sector WHERE t.qty > 10 "
+           f"WITH ('instruments.type' = 'file_source', 'instruments.path' = 'instruments.csv', "
+           f"'instruments.format' = 'csv', 'desks.type' = 'file_source', 'desks.path' = 'desks.csv', "
+           f"'desks.format' = 'csv')")
+    rows, _ = run_velo(sql, [records(ROWS)], data_dir=data_dir)
+    desks = [{"sector": "tech", "desk": "T1"}, {"sector": "auto", "desk": "A9"}]
+    same(rows, duck({"t": ROWS, "instruments": INSTRUMENTS, "desks": desks}).execute(
+        "SELECT t.symbol, r.sector, d.desk FROM t JOIN instruments r ON t.symbol = r.symbol "
+        "LEFT JOIN desks d ON r.sector = d.sector WHERE t.qty > 10").fetchall())

@@ -6,9 +6,9 @@ import duckdb
 import orjson
 import pytest
 from velo.grammar import ast as a
+from velo.grammar.errors import SqlValidationError
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
-from velo.grammar.errors import SqlValidationError
 
 
 def _select(items: list[a.SelectItem], where: a.Expr | None = None) -> a.Select:

@@ -55,7 +55,7 @@ def test_hopping_record_is_late_only_when_every_window_is_closed() -> None:
     sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW HOPPING(10s, 5s) "
            "WITH ('event.time.field' = 'ts')")
     # At watermark 12000: [0,10000) closed, [5000,15000) open. 7000 still counts in the second.
-    rows, late, count, _ = _run(sql, [1000, 12000, 7000, 4000])
+    rows, late, _, _ = _run(sql, [1000, 12000, 7000, 4000])
     assert late == [4000]
     assert sorted(rows) == sorted([["A", 1, -5000, 5000], ["A", 1, 0, 10000], ["A", 2, 5000, 15000],
                                    ["A", 1, 10000, 20000]])
