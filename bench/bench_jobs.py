@@ -16,9 +16,10 @@ import gc
 import resource
 import time
 
-from tests.kafka_helpers import create_topic
 from velo.server.connectors.embedded_kafka import EmbeddedKafka
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
+
+from tests.kafka_helpers import create_topic
 
 
 def rss_mb() -> float:

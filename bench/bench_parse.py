@@ -3,7 +3,7 @@
     python -m bench.bench_parse [--seconds S] [--runs N]
 
 * rate:   a 25-line CREATE STREAM … AS SELECT with a join, a window, aggregates, CASE, BETWEEN, IN
-          and a WITH clause (about 240 tokens), parsed over and over; best of several rounds, so
+          and a WITH clause (about 190 tokens), parsed over and over; best of several rounds, so
           that another process on the machine does not decide the figure (CPU time, best
           round). Target: >= 2,000/s.
 * import: ``import velo.grammar`` plus the first parse, each in a fresh interpreter with the

@@ -2,7 +2,9 @@
 
 The watermark is tracked per (input, partition): each keeps the maximum event time seen; the job's
 watermark is the minimum over the partitions that are not idle, minus the allowed out-of-orderness.
-A partition that has sent nothing for ``idle_timeout`` (wall-clock) stops holding the watermark back.
+A partition that has sent nothing for ``idle_timeout`` (wall-clock) stops holding the watermark back;
+partitions not seen yet hold it for ``idle_timeout`` after the first record (they may be late to
+start), so the watermark only advances once that warm-up has passed.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def event_time_parser(fmt: str) -> Callable[[Any], int]:
 class Watermarks:
     """Per-partition maximum event times and the resulting watermark."""
 
-    __slots__ = ("current", "idle_timeout", "last_seen", "maxes", "out_of_orderness")
+    __slots__ = ("current", "idle_timeout", "last_seen", "maxes", "out_of_orderness", "started")
 
     def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int) -> None:
         self.out_of_orderness = out_of_orderness_ms
@@ -62,12 +64,15 @@ class Watermarks:
         self.maxes: dict[Any, int] = {}
         self.last_seen: dict[Any, float] = {}
         self.current = NO_WATERMARK
+        self.started: float | None = None
 
     def observe(self, partition: Any, et: int) -> int:
         """Record an event time; returns the (possibly advanced) watermark."""
         old = self.maxes.get(partition)
         if old is None or et > old:
             self.maxes[partition] = et
+            if self.started is None:
+                self.started = time.monotonic()
             self._recompute()
         return self.current
 
@@ -84,6 +89,11 @@ class Watermarks:
 
     def _recompute(self, now: float | None = None) -> None:
         if not self.maxes:
+            return
+        # Partitions not heard from yet are not idle until idle_timeout has passed since the first
+        # record: until then they may still bring older records, so the watermark waits.
+        if self.idle_timeout and self.started is not None and \
+                (time.monotonic() if now is None else now) - self.started < self.idle_timeout / 1000:
             return
         values = self.maxes.values()
         if now is not None and len(self.maxes) > 1:

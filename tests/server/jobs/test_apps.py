@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-
-from tests.kafka_helpers import create_topic
 from velo.grammar.errors import SqlError
 from velo.server.errors import DuplicateJobError, JobLimitError, VeloError
 from velo.server.jobs.apps import AppDeployer
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
+
+from tests.kafka_helpers import create_topic
 
 APP = """-- @app: trading
 -- @version: 1.2.0
@@ -69,15 +69,16 @@ async def test_a_bad_statement_starts_nothing_and_names_its_line(deployer: AppDe
 
 
 async def test_an_app_larger_than_the_free_slots_is_refused_whole(deployer: AppDeployer, source: str) -> None:
-    await deployer.manager.deploy_job(f"START JOB other AS SELECT * FROM {source} WITH ('output.topic' = 'o_{source}');")
-    await deployer.manager.deploy_job(f"START JOB other2 AS SELECT * FROM {source} WITH ('output.topic' = 'p_{source}');")
+    for name in ("other", "other2"):
+        await deployer.manager.deploy_job(
+            f"START JOB {name} AS SELECT * FROM {source} WITH ('output.topic' = '{name}_{source}');")
     with pytest.raises(JobLimitError, match="2 jobs but only 1"):
         await deployer.deploy(APP, variables={"SOURCE": source})
     assert sorted(j.name for j in deployer.manager.list_jobs()) == ["other", "other2"]
 
 
 async def test_a_job_that_fails_to_start_rolls_the_app_back(deployer: AppDeployer, source: str) -> None:
-    missing = APP.replace("START JOB small AS SELECT symbol FROM ${SOURCE}", "START JOB small AS SELECT symbol FROM nowhere_${SOURCE}")
+    missing = APP.replace("SELECT symbol FROM ${SOURCE} WHERE price <= 10", "SELECT symbol FROM nowhere_${SOURCE}")
     with pytest.raises((SqlError, VeloError), match="nowhere"):
         await deployer.deploy(missing, variables={"SOURCE": source})
     assert deployer.manager.list_jobs() == []

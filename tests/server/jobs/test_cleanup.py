@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 
 from tests.kafka_helpers import create_topic, wait_until
-from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 
 CYCLES = 500
 LANES = 5  # jobs cycling side by side (the manager's limit), 100 cycles each
@@ -78,7 +78,7 @@ async def test_500_deploy_stop_cycles_leave_nothing_behind(broker: str, topic_na
         committed = sum([await consumer.committed(tp) or 0 for tp in tps])
         await consumer.stop()
         job = await manager.deploy_job(sql(k))
-        await wait_until(lambda j=job: j.metrics.records_in == produced - committed and j.lag() == 0,
+        await wait_until(lambda j=job, c=committed: j.metrics.records_in == produced - c and j.lag() == 0,
                          message=f"lane {k} resumes exactly at its committed offsets")
         await manager.stop_job(f"cyc{k}")
     await manager.shutdown()

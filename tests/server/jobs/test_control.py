@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-
-from tests.kafka_helpers import consume, create_topic, produce, wait_until
 from velo.server.errors import InvalidStateError
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
+
+from tests.kafka_helpers import consume, create_topic, produce, wait_until
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from tests.kafka_helpers import consume, create_topic, produce, wait_until
 from velo.server.errors import ValidationError
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
+
+from tests.kafka_helpers import consume, create_topic, produce, wait_until
 
 BAD = [
     b"not json at all",
@@ -86,14 +86,15 @@ async def test_send_to_dlq_keeps_raw_bytes_and_reason(manager: MultiJobSqlServer
 
 
 async def test_retry_with_backoff_then_dlq(manager: MultiJobSqlServer, source: str, broker: str) -> None:
-    j = await manager.deploy_job(job("rwb", source, "RetryWithBackoff", ", 'max_retries' = '2', 'retry_backoff' = '10ms'"))
+    retries = ", 'max_retries' = '2', 'retry_backoff' = '10ms'"
+    j = await manager.deploy_job(job("rwb", source, "RetryWithBackoff", retries))
     await wait_until(lambda: j.metrics.records_dlq == 4, message="4 dead letters after retries")
     assert j.metrics.records_retried == 8  # 4 records x 2 retries
     dead = await read_dlq(broker, "rwb-dlq", 4)
     assert all(b"after 2 retries" in h["velo.error"] for _, h in dead)
 
 
-async def test_fail_batch_fails_the_job_and_commits_nothing(manager: MultiJobSqlServer, source: str, broker: str) -> None:
+async def test_fail_batch_fails_the_job_and_commits_nothing(manager: MultiJobSqlServer, source: str) -> None:
     j = await manager.deploy_job(job("fb", source, "FailBatch"))
     await wait_until(lambda: j.state is JobState.FAILED, message="job FAILED")
     assert j.error and "FailBatch" in j.error and "invalid JSON" in j.error

@@ -8,13 +8,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-
-from tests.kafka_helpers import consume, create_topic, produce, wait_until
-from tests.tcp_proxy import TcpProxy
 from velo.server.connectors.embedded_kafka import EmbeddedKafka, free_port
 from velo.server.errors import KafkaUnavailableError
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
+
+from tests.kafka_helpers import consume, create_topic, produce, wait_until
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
