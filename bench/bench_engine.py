@@ -175,7 +175,7 @@ def _over() -> Work:
     return work
 
 
-ET = "'event.time.field' = 'ts'"
+ET = "'event.time.field' = 'ts', 'watermark.idle_timeout' = '0s'"
 FAMILIES: dict[str, tuple[str, Callable[[], Work]]] = {
     "filter_project": ("SELECT symbol, price * quantity AS notional FROM {src} WHERE price > 100", _fp),
     "tumbling": ("SELECT symbol, COUNT(*) AS c, AVG(price) AS avg FROM {src} GROUP BY symbol "

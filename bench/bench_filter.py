@@ -18,13 +18,13 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from velo.grammar import ast as a
 from velo.server.connectors.embedded_kafka import EmbeddedKafka
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 
 from tests.kafka_helpers import create_topic
 
 PARTITIONS = 4
+ROUNDS = 3
 
 
 async def _fill(brokers: str, topic: str, n: int) -> int:
@@ -81,22 +81,19 @@ async def _raw_loop(brokers: str, source: str, sink: str, n: int, batch_api: boo
     return elapsed
 
 
-async def _velo(brokers: str, source: str, sink: str, n: int) -> float:
+async def _velo(brokers: str, source: str, sink: str, n: int, name: str) -> float:
     manager = MultiJobSqlServer(ManagerConfig(brokers))
-    stmt = a.StartJob(
-        "bench_filter",
-        a.Select((a.SelectItem(a.Column("symbol")), a.SelectItem(a.Column("price"))), a.TableRef(source),
-                 where=a.BinaryOp(">", a.Column("price"), a.Literal(100))),
-        properties=(a.Property("output.topic", sink),),
-    )
-    job = await manager.deploy_job("START JOB bench_filter …", statement=stmt)
+    sql = (f"START JOB {name} AS SELECT symbol, price FROM {source} WHERE price > 100 "
+           f"WITH ('output.topic' = '{sink}')")
+    job = await manager.deploy_job(sql)
     started = None
     while job.metrics.records_in < n:
         if started is None and job.metrics.records_in:
             started = time.perf_counter() - job.metrics.last_batch_seconds
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - (started or time.perf_counter())
-    await manager.stop_job("bench_filter")
+    await manager.stop_job(name)
+    await manager.shutdown()
     return elapsed
 
 
@@ -104,15 +101,17 @@ async def run(brokers: str, n: int) -> dict[str, float]:
     source = f"bench_in_{uuid.uuid4().hex[:6]}"
     await create_topic(brokers, source, PARTITIONS)
     await _fill(brokers, source, n)
-    results = {}
-    for name, coro in (
-        ("raw-send", lambda s: _raw_loop(brokers, source, s, n, batch_api=False)),
-        ("raw-batch", lambda s: _raw_loop(brokers, source, s, n, batch_api=True)),
-        ("velo", lambda s: _velo(brokers, source, s, n)),
-    ):
-        sink = f"{source}_{name.replace('-', '_')}"
-        await create_topic(brokers, sink, PARTITIONS)
-        results[name] = n / await coro(sink)
+    results: dict[str, float] = {}
+    # Interleaved rounds, best of each: the machine's other load hits every variant alike.
+    for round_no in range(ROUNDS):
+        for name, run_one in (
+            ("raw-send", lambda s: _raw_loop(brokers, source, s, n, batch_api=False)),
+            ("raw-batch", lambda s: _raw_loop(brokers, source, s, n, batch_api=True)),
+            ("velo", lambda s, r=round_no: _velo(brokers, source, s, n, f"bench_filter_{r}")),
+        ):
+            sink = f"{source}_{name.replace('-', '_')}_{round_no}"
+            await create_topic(brokers, sink, PARTITIONS)
+            results[name] = max(results.get(name, 0.0), n / await run_one(sink))
     return results
 
 
@@ -123,7 +122,7 @@ def main() -> None:
     with EmbeddedKafka() as kafka:
         results = asyncio.run(run(kafka.bootstrap_servers, args.records))
     floor = results["raw-batch"]
-    print(f"filter/project, {args.records} records, {PARTITIONS} partitions")
+    print(f"filter/project, {args.records} records, {PARTITIONS} partitions, best of {ROUNDS} interleaved rounds")
     for name, rate in results.items():
         print(f"  {name:10s} {rate:10,.0f} records/s   ratio to raw-batch {rate / floor:5.2f}")
 

@@ -42,6 +42,7 @@ from .validate import (
     check_path,
     check_properties,
     check_select_rules,
+    load_config_file,
     unknown,
     walk,
 )
@@ -311,6 +312,10 @@ class _Query:
         if sink_name:
             names.append(sink_name)
         self.opts, inline = check_properties(props, names)
+        for rel_name, rel_props in inline.items():
+            if "config_file" in rel_props:
+                inline[rel_name] = {**load_config_file(str(rel_props["config_file"]), data_dir, rel_name),
+                                    **rel_props}
         check_select_rules(select)
         self.relations: list[Relation] = []
         refs = [select.from_, *(j.table for j in select.joins)]

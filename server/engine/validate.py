@@ -300,3 +300,36 @@ def check_select_rules(select: ast.Select) -> None:
             check_interval(j.within, "WITHIN")
     if select.limit is not None and select.limit < 0:
         raise error("LIMIT must not be negative", select)
+
+
+def load_config_file(path: str, data_dir: Any, relation: str) -> dict[str, Any]:
+    """The keys of a relation's ``config_file`` (YAML under the data dir, ``${VAR:default}`` expanded)."""
+    import re
+
+    import yaml
+
+    full = check_path(path, data_dir)
+    try:
+        text = full.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read config_file '{path}' of '{relation}': {exc.strerror}") from None
+
+    def expand(m: re.Match[str]) -> str:
+        return os.environ.get(m.group(1), m.group(2) if m.group(2) is not None else "")
+
+    text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}", expand, text)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"config_file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"config_file '{path}' must hold a mapping of keys")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        k = str(key).lower()
+        if k.startswith(f"{relation}."):
+            k = k[len(relation) + 1:]
+        if k not in RELATION_KEYS and not k.startswith("kafka."):
+            raise unknown(f"key in config_file '{path}'", k, RELATION_KEYS, None)
+        out[k] = value
+    return out

@@ -43,6 +43,7 @@ class JobFailed(Exception):
 
 _BACKOFF_START, _BACKOFF_CAP = 0.2, 5.0
 _SLOW_S = 2.0
+_COMMIT_INTERVAL_S = 0.2
 
 
 class JobRuntime:
@@ -75,6 +76,11 @@ class JobRuntime:
         self._waiters: list[tuple[frozenset[JobState], asyncio.Future[JobState]]] = []
         self._processor: Processor | None = None
         self._idle = True  # True while the task waits for records: nothing is in flight then
+        # Offsets of delivered batches, committed together at most every _COMMIT_INTERVAL_S: a commit is a
+        # broker round trip, and one per batch would cost a third of the throughput. A crash in between
+        # re-reads at most that interval's records (at-least-once); stop and pause commit first.
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._last_commit = time.monotonic()
         self._set_state(JobState.STARTING, "deployed")
 
     # ------------------------------------------------------------------ state
@@ -176,12 +182,20 @@ class JobRuntime:
             log.exception("job %s failed", self.spec.name)
             self._fail(f"{type(exc).__name__}: {exc}")
         finally:
+            await self._final_commit()
             await self.source.stop()
             for sink in sinks:
                 await sink.stop()
             self._processor = None  # operator state is released with the task
             if self.state is not JobState.FAILED:
                 self._set_state(JobState.STOPPED, "stopped")
+
+    async def _final_commit(self) -> None:
+        """Commit what was delivered before the task ended, however it ended (bounded: Kafka may be gone)."""
+        if self._uncommitted:
+            with contextlib.suppress(ConnectorError, TimeoutError):
+                await asyncio.wait_for(self.source.commit(self._uncommitted), _SLOW_S)
+            self._uncommitted = {}
 
     def _fail(self, reason: str) -> None:
         self.error = reason
@@ -193,6 +207,7 @@ class JobRuntime:
         paused = False
         while True:
             while not self._control.empty() or paused:
+                await self._commit()  # nothing delivered stays uncommitted across a pause or stop
                 self._idle = True
                 command = await self._control.get()
                 self._idle = False
@@ -213,9 +228,12 @@ class JobRuntime:
                 emitted = processor.process(batch.records, getattr(source, "last_index", 0))
             elif source.at_end:
                 await self._deliver(processor.finish(), batch, processor)
+                await self._commit()
                 return
             else:
                 emitted = processor.tick(int(time.time() * 1000))
+                if self._uncommitted:
+                    await self._commit()  # idle: no reason to hold offsets back
             await self._deliver(emitted, batch, processor)
             if batch.records:
                 self.metrics.observe_batch(time.perf_counter() - started)
@@ -251,7 +269,9 @@ class JobRuntime:
         if rows:
             await self._retrying("sink unavailable", self.sink.write, rows)
         if batch.offsets:
-            await self._retrying("offset commit failed", self.source.commit, batch.offsets)
+            self._uncommitted.update(batch.offsets)
+            if time.monotonic() - self._last_commit >= _COMMIT_INTERVAL_S:
+                await self._commit()
         m = self.metrics
         m.records_in += len(batch.records)
         m.records_out += len(rows)
@@ -261,6 +281,13 @@ class JobRuntime:
             m.watermark_ms = watermark()
         if batch.records:
             m.batches += 1
+
+    async def _commit(self) -> None:
+        """Commit the offsets of every batch delivered so far (their output is acknowledged)."""
+        if self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            await self._retrying("offset commit failed", self.source.commit, offsets)
+        self._last_commit = time.monotonic()
 
     async def _handle_errors(
         self, errors: RecordErrors, processor: Processor, dead: list[tuple[bytes | None, bytes, Headers]]

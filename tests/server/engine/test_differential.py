@@ -10,7 +10,8 @@ from .differential import OOO_MS, duck, make_rows, records, run_velo, same
 
 ROWS = make_rows()
 ORDERED = make_rows(ordered=True, seed=11)
-ET = f"WITH ('event.time.field' = 'ts', 'watermark.max_out_of_orderness' = '{OOO_MS}ms')"
+ET = (f"WITH ('event.time.field' = 'ts', 'watermark.max_out_of_orderness' = '{OOO_MS}ms', "
+      "'watermark.idle_timeout' = '0s')")
 
 # (Velo SQL, DuckDB SQL); None means the same text.
 FILTER_PROJECT: list[tuple[str, str | None]] = [
@@ -289,11 +290,11 @@ def test_query_count() -> None:
 
 def test_stream_joined_with_two_tables(data_dir: Path) -> None:
     (data_dir / "desks.csv").write_text("sector,desk\ntech,T1\nauto,A9\n")
-    sql = (f"SELECT t.symbol, r.sector, d.desk FROM t JOIN instruments r ON t.symbol = r.symbol "
-           f"LEFT JOIN desks d ON r.sector = d.sector WHERE t.qty > 10 "
-           f"WITH ('instruments.type' = 'file_source', 'instruments.path' = 'instruments.csv', "
-           f"'instruments.format' = 'csv', 'desks.type' = 'file_source', 'desks.path' = 'desks.csv', "
-           f"'desks.format' = 'csv')")
+    sql = ("SELECT t.symbol, r.sector, d.desk FROM t JOIN instruments r ON t.symbol = r.symbol "
+           "LEFT JOIN desks d ON r.sector = d.sector WHERE t.qty > 10 "
+           "WITH ('instruments.type' = 'file_source', 'instruments.path' = 'instruments.csv', "
+           "'instruments.format' = 'csv', 'desks.type' = 'file_source', 'desks.path' = 'desks.csv', "
+           "'desks.format' = 'csv')")
     rows, _ = run_velo(sql, [records(ROWS)], data_dir=data_dir)
     desks = [{"sector": "tech", "desk": "T1"}, {"sector": "auto", "desk": "A9"}]
     same(rows, duck({"t": ROWS, "instruments": INSTRUMENTS, "desks": desks}).execute(

@@ -98,7 +98,7 @@ async def test_every_family_through_kafka(broker: str, manager: MultiJobSqlServe
     for t in (trades, ordered, pays):
         await create_topic(broker, t, 1)
     pay_rows = [{"symbol": r["symbol"], "qty": 1, "ts": r["ts"] + 500} for r in ROWS[::3]]
-    et = "'event.time.field' = 'ts'"
+    et = "'event.time.field' = 'ts', 'watermark.idle_timeout' = '0s'"
     out = {fam: topic_name(fam) for fam in ("fp", "agg", "tumble", "session", "table", "interval", "over")}
     jobs = {
         "fp": (f"START JOB {out['fp']} AS SELECT symbol, price * qty AS n FROM {trades} "

@@ -28,7 +28,7 @@ def _run(sql: str, times: list[int]) -> tuple[list[list[object]], list[int], int
 def test_records_beyond_grace_are_dropped_and_counted() -> None:
     # Tumbling 10 s, grace 2 s: the window [0, 10000) closes once the watermark reaches 12000.
     sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW TUMBLING(10s) GRACE PERIOD 2s "
-           "EMIT FINAL WITH ('event.time.field' = 'ts')")
+           "EMIT FINAL WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '0s')")
     times = [1000, 5000, 11000, 9000, 11999, 9500, 12000, 9999, 3000, 15000, 10000]
     rows, late, count, strategy = _run(sql, times)
     # 9000 and 9500 arrive while the watermark (11000, 11999) is below 12000: still counted.
@@ -41,7 +41,7 @@ def test_records_beyond_grace_are_dropped_and_counted() -> None:
 
 def test_dead_letter_strategy_is_in_the_plan_and_late_records_are_returned() -> None:
     sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW TUMBLING(10s) "
-           "WITH ('event.time.field' = 'ts', 'late.data.strategy' = 'dead_letter', "
+           "WITH ('event.time.field' = 'ts', 'late.data.strategy' = 'dead_letter', 'watermark.idle_timeout' = '0s', "
            "'watermark.max_out_of_orderness' = '1s')")
     rows, late, count, strategy = _run(sql, [1000, 10500, 11000, 9999, 9000, 12000])
     # Watermark = max - 1 s: 11000 makes it 10000, closing [0, 10000); 9999 and 9000 are late.
@@ -53,7 +53,7 @@ def test_dead_letter_strategy_is_in_the_plan_and_late_records_are_returned() -> 
 
 def test_hopping_record_is_late_only_when_every_window_is_closed() -> None:
     sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW HOPPING(10s, 5s) "
-           "WITH ('event.time.field' = 'ts')")
+           "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '0s')")
     # At watermark 12000: [0,10000) closed, [5000,15000) open. 7000 still counts in the second.
     rows, late, _, _ = _run(sql, [1000, 12000, 7000, 4000])
     assert late == [4000]
@@ -63,7 +63,7 @@ def test_hopping_record_is_late_only_when_every_window_is_closed() -> None:
 
 def test_session_late_record() -> None:
     sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW SESSION(2s) "
-           "WITH ('event.time.field' = 'ts')")
+           "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '0s')")
     rows, late, _, _ = _run(sql, [1000, 2500, 10000, 1500, 7000])
     # Watermark 10000 closed the session [1000, 4500): 1500 is late; so is 7000, whose own
     # session [7000, 9000) would already be closed.

@@ -100,3 +100,17 @@ def test_declared_types_cast_on_read_and_bad_records_are_errors() -> None:
     out = q.processor("rows").process(recs)
     assert [e.values for e in out.rows] == [["A", 42]]
     assert out.errors is not None and out.errors[0][0] is recs[1]
+
+
+def test_config_file_supplies_relation_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ref.csv").write_text("symbol,sector\nAAPL,tech\n")
+    (tmp_path / "ref.yaml").write_text("type: file_source\npath: ${REF_FILE:ref.csv}\nformat: csv\n")
+    monkeypatch.delenv("REF_FILE", raising=False)
+    q = compile_select(parse_statement(  # type: ignore[arg-type]
+        "SELECT t.symbol, r.sector FROM trades t JOIN ref r ON t.symbol = r.symbol "
+        "WITH ('ref.config_file' = 'ref.yaml')"), catalog=_catalog(), data_dir=tmp_path)
+    assert [i.topic for i in q.inputs] == ["trades"]
+    (tmp_path / "bad.yaml").write_text("tpye: file_source\n")
+    e = _fails("SELECT t.symbol FROM trades t JOIN ref r ON t.symbol = r.symbol "
+               "WITH ('ref.config_file' = 'bad.yaml')", data_dir=tmp_path)
+    assert "type" in e.suggestions
