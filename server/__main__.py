@@ -32,7 +32,8 @@ log = logging.getLogger("velo.server")
 # within a poll (~200 ms), so this only bounds a stuck client.
 GRACE_S = 10
 
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds color_message (ANSI-coloured duplicate of message) to its records: not for JSON.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class _JobField(logging.Filter):

@@ -6,6 +6,12 @@
 -- Reference data: instruments.csv (symbol, name, sector, exchange, currency) in the server's data dir.
 -- Deployed as one unit (POST /apps): if any job fails validation, none is started.
 
+-- The input, declared once: typed columns (values are cast on read) and ts as the event time.
+-- ${TRADES_TOPIC:trades} is substituted at deploy time (POST /apps "variables"; default 'trades'),
+-- so the same file runs against another topic, as the end-to-end test does.
+CREATE OR REPLACE STREAM trades (symbol STRING, price DOUBLE, quantity INT, side STRING, ts BIGINT)
+  WITH (KAFKA_TOPIC = '${TRADES_TOPIC:trades}', VALUE_FORMAT = 'JSON', TIMESTAMP = 'ts');
+
 -- 1-minute candles per symbol. EMIT FINAL: one row per (symbol, minute), written when the watermark
 -- (the newest event time seen) passes the minute's end plus 5 s of grace for late trades.
 -- @name: ohlc_1m
@@ -77,7 +83,7 @@ WITH ('instruments.type' = 'file_source',
       'instruments.path' = 'instruments.csv',
       'instruments.format' = 'csv');
 
--- Trades more than 0.5 % away from the average of the symbol's previous 20 trades. The frame
+-- Trades more than 1 % away from the average of the symbol's previous 20 trades. The frame
 -- stops at 1 PRECEDING so a trade is compared with the trades before it, not with itself.
 -- @name: price_spikes
 CREATE STREAM price_spikes AS
@@ -87,7 +93,7 @@ SELECT symbol, price,
            AS move_pct,
        ts
 FROM trades
-WHERE ABS(price / AVG(price) OVER (PARTITION BY symbol ROWS BETWEEN 20 PRECEDING AND 1 PRECEDING) - 1) > 0.005;
+WHERE ABS(price / AVG(price) OVER (PARTITION BY symbol ROWS BETWEEN 20 PRECEDING AND 1 PRECEDING) - 1) > 0.01;
 
 -- Large buy orders, filtered live (the walking skeleton's first job).
 -- @name: big_buys

@@ -192,7 +192,9 @@ async def query(request: Request, body: Any) -> NDJSONStream:
     if not isinstance(stmt, ast.Select):
         raise BadRequestError("POST /query takes a SELECT or PRINT; send other statements to /statements")
     client = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
-    _, events = await st.queries.open(stmt, body.sql, body.properties, body.limit, client)
+    opened, events = await st.queries.open(stmt, body.sql, body.properties, body.limit, client)
+    if st.closing:  # opened while the server shuts down: it ends at once, like every other stream
+        opened.cancel(shutdown=True)
     return NDJSONStream(events)
 
 

@@ -328,9 +328,13 @@ class KafkaAdmin:
         deadline = time.monotonic() + 5.0
         try:
             while True:
-                if topic not in await consumer.topics():  # a metadata request: always fresh
+                # A fresh metadata request; read the partitions from *its* answer: consumer.topics()
+                # does not update the consumer's own cluster view, so partitions_for_topic() stays
+                # empty for a topic created after this consumer started (a 5 s wait per deploy).
+                cluster = await consumer._client.fetch_all_metadata()
+                if topic not in cluster.topics():
                     return None
-                count = len(consumer.partitions_for_topic(topic) or ())
+                count = len(cluster.partitions_for_topic(topic) or ())
                 # A topic auto-created a moment ago can be listed before its partitions are.
                 if count or time.monotonic() > deadline:
                     return count

@@ -107,6 +107,7 @@ class Relation:
     delimiter: str = ","
     has_headers: bool = True
     path: Path | None = None
+    watch: bool = False
 
     def has(self, column: str) -> bool:
         return self.columns is None or column in self.columns or column in SYSTEM_COLUMNS
@@ -126,6 +127,7 @@ def _resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], cata
         rel = Relation(ref.name, alias, index, InputSpec(alias, topic, kind, fmt), None)
         rel.delimiter = str(props.get("delimiter", ","))
         rel.has_headers = str(props.get("has_headers", "true")).lower() != "false"
+        rel.watch = str(props.get("watch", "false")).lower() == "true"
         if kind == "file":
             if not props.get("path"):
                 raise error(f"'{ref.name}.path' is required for a file_source", ref)
@@ -174,6 +176,7 @@ def _apply_entry(rel: Relation, entry: CatalogEntry) -> None:
     rel.ts_format = entry.timestamp_format or "epoch_millis"
     rel.delimiter = str(entry.options.get("delimiter", ","))
     rel.has_headers = str(entry.options.get("has_headers", "true")).lower() != "false"
+    rel.watch = str(entry.options.get("watch", "false")).lower() == "true"
 
 
 # ---------------------------------------------------------------- code generation helpers
@@ -1002,8 +1005,11 @@ class _Query:
                 post = _chained(ns["chain"], post)
             if is_table:
                 fresh_rows = _load_table(right, scan1) if right.spec.kind == "file" else None
+                watch = None
+                if right.watch and right.path is not None:
+                    watch = (right.path, lambda: _load_table(right, scan1))
                 return StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
-                                       join.kind == "left", fresh_rows)
+                                       join.kind == "left", fresh_rows, watch)
             before, after = (None, None) if bound is None else bound
             return StreamStreamJoin(scan0, scan1, post, join.kind, before, after, grace,
                                     opts.join_ttl_ms, opts.join_max_rows, watermarks, self_join)

@@ -143,7 +143,7 @@ class AggregateProcessor:
             for et, part, k, args, m in tuples:
                 parts.add(part)
                 current = wm.observe(part, et)
-                if et + w.size + w.grace <= current:
+                if et + w.size + w.grace <= current and not self._session_open_near(k, et):
                     late.append(m)
                     continue
                 self._session_add(k, et, args, changed, deleted)
@@ -183,6 +183,16 @@ class AggregateProcessor:
         rows += self._close(wm.current)
         self.late_count += len(late)
         return Emitted(rows, None, late or None)
+
+    def _session_open_near(self, k: Any, et: int) -> bool:
+        """Whether an open session of ``k`` is within the gap of ``et`` (it would take the record)."""
+        w = self._window
+        assert w is not None
+        sessions = self._sessions.get(k)
+        if not sessions:
+            return False
+        i = bisect.bisect_right(sessions, et + w.size, key=_start)
+        return i > 0 and sessions[i - 1].last + w.size >= et
 
     def _session_add(self, k: Any, et: int, args: Sequence[Any], changed: dict[Any, None],
                      deleted: list[tuple[Any, int]]) -> None:

@@ -18,8 +18,10 @@ side is an empty dict, so its columns read as NULL.
 from __future__ import annotations
 
 import heapq
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..processor import Emitted, RecordErrors
@@ -41,7 +43,8 @@ class StreamTableJoin:
     """A stream (input 0) joined with a table (input 1, or rows loaded up front)."""
 
     def __init__(self, scan_stream: Scan, scan_table: Scan | None, post: Post, outer: bool,
-                 table_rows: list[tuple[Any, ...]] | None = None) -> None:
+                 table_rows: list[tuple[Any, ...]] | None = None,
+                 watch: tuple[Path, Callable[[], list[tuple[Any, ...]]]] | None = None) -> None:
         self._scan_stream = scan_stream
         self._scan_table = scan_table
         self._post = post
@@ -49,6 +52,24 @@ class StreamTableJoin:
         self._table: dict[Any, Any] = {}
         if table_rows:
             self._upsert(table_rows)
+        # ``'watch' = 'true'``: the file is re-read when its modification time changes.
+        self._watch = watch
+        self._mtime = _mtime(watch[0]) if watch else None
+        self._checked = time.monotonic()
+
+    def _maybe_reload(self) -> None:
+        if self._watch is None or time.monotonic() - self._checked < _WATCH_INTERVAL_S:
+            return
+        self._checked = time.monotonic()
+        mtime = _mtime(self._watch[0])
+        if mtime is not None and mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                rows = self._watch[1]()
+            except Exception:  # a half-written file: keep the old table, retry later
+                return
+            self._table = {}
+            self._upsert(rows)
 
     def _upsert(self, rows: list[tuple[Any, ...]]) -> None:
         table = self._table
@@ -62,6 +83,7 @@ class StreamTableJoin:
             rows, errors = self._scan_table(records)
             self._upsert(rows)
             return Emitted([], errors)
+        self._maybe_reload()
         rows, errors = self._scan_stream(records)
         table = self._table
         pairs: list[tuple[Any, Any, Any]] = []
@@ -77,6 +99,7 @@ class StreamTableJoin:
         return out
 
     def tick(self, now_ms: int) -> Emitted:
+        self._maybe_reload()
         return Emitted()
 
     def finish(self) -> Emitted:
@@ -84,6 +107,16 @@ class StreamTableJoin:
 
     def state_bytes(self) -> int:
         return len(self._table) * 200
+
+
+_WATCH_INTERVAL_S = 1.0
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 class _Entry:

@@ -1,0 +1,1 @@
+"""HTTP API tests: every endpoint, error code, stream, guard and metric against a real velo-server."""

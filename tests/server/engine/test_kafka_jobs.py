@@ -139,3 +139,26 @@ async def test_every_family_through_kafka(broker: str, manager: MultiJobSqlServe
 
     await asyncio.gather(*(check(fam) for fam in jobs))
     assert expected["tumble"] and expected["session"] and expected["interval"] and expected["over"]
+
+
+async def test_late_records_go_to_the_dead_letter_topic(broker: str, manager: MultiJobSqlServer,
+                                                        topic_name: Callable[[str], str]) -> None:
+    from tests.kafka_helpers import consume, wait_until
+
+    src = topic_name("late")
+    await create_topic(broker, src, 1)
+    job = topic_name("latejob")
+    sql = (f"START JOB {job} AS SELECT symbol, COUNT(*) AS c FROM {src} GROUP BY symbol "
+           f"WINDOW TUMBLING(10s) GRACE PERIOD 1s EMIT FINAL WITH ('event.time.field' = 'ts', "
+           f"'watermark.idle_timeout' = '0s', 'late.data.strategy' = 'dead_letter', "
+           f"'output.topic' = '{job}_out')")
+    deployed = await manager.deploy_job(sql)
+    assert deployed.state is JobState.RUNNING, deployed.error
+    times = [1000, 5000, 10_500, 11_000, 9999, 3000, 12_000, 25_000]
+    # 11 000 closes [0, 10 000) (grace 1 s): 9999 and 3000 are late; 10 500 and 12 000 are not.
+    await produce(broker, src, [{"symbol": "A", "ts": t} for t in times])
+    dead = await consume(broker, f"{job}-dlq", 2, timeout=30, settle=0.5)
+    assert sorted(d["ts"] for d in dead) == [3000, 9999]
+    await wait_until(lambda: deployed.metrics.records_late == 2, message="late count")
+    out = await consume(broker, f"{job}_out", 2, timeout=30, settle=0.5)
+    assert sorted((o["window_start"], o["c"]) for o in out) == [(0, 2), (10_000, 3)]

@@ -69,3 +69,13 @@ def test_session_late_record() -> None:
     # session [7000, 9000) would already be closed.
     assert late == [1500, 7000]
     assert sorted(rows) == [["A", 1, 10000, 12000], ["A", 2, 1000, 4500]]
+
+
+def test_session_record_joining_an_open_session_is_not_late() -> None:
+    sql = ("SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW SESSION(5s) "
+           "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '0s')")
+    # Session [1000 .. 9000] stays open (9000 + 5000 > watermark 12000); 6000 would alone close
+    # at 11000 <= 12000 but falls within the open session, so it counts.
+    rows, late, _, _ = _run(sql, [1000, 5000, 9000, 12000, 6000])
+    assert late == []
+    assert sorted(rows) == [["A", 5, 1000, 17000]]

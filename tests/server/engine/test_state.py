@@ -57,3 +57,28 @@ def test_unbounded_stream_join_caps_its_rows_and_emits_expired_outer_rows() -> N
     assert [e.values for e in out.rows] == [[2, "x"], [1, None]]
     assert p.state_bytes() > 0
     assert p.finish().rows == []
+
+
+def test_watched_file_table_is_re_read_when_it_changes(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from velo.server.engine.operators import join
+
+    base = Path(str(tmp_path))
+    table = base / "ref.csv"
+    table.write_text("symbol,sector\nAAPL,tech\n")
+    q = compile_select(parse_statement(  # type: ignore[arg-type]
+        "SELECT t.symbol, r.sector FROM t LEFT JOIN ref r ON t.symbol = r.symbol WITH ('ref.type' = "
+        "'file_source', 'ref.path' = 'ref.csv', 'ref.format' = 'csv', 'ref.watch' = 'true')"),
+        data_dir=base)
+    p = q.processor("rows")
+    rec = Record(orjson.dumps({"symbol": "AAPL"}))
+    assert [e.values for e in p.process([rec]).rows] == [["AAPL", "tech"]]
+    table.write_text("symbol,sector\nAAPL,hardware\n")
+    os.utime(table, (1, 1))  # a different mtime, whatever the clock's resolution
+    join._WATCH_INTERVAL_S = 0.0
+    try:
+        assert [e.values for e in p.process([rec]).rows] == [["AAPL", "hardware"]]
+    finally:
+        join._WATCH_INTERVAL_S = 1.0
