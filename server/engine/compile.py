@@ -788,17 +788,34 @@ class _Query:
     def _over(self) -> CompiledQuery:
         s, cg = self.select, self.cg
         rel = self.relations[0]
-        items = self._items()
         store = self._needed_system() | {"_event_time"}
         scan = _decode_lines(cg, rel, True, store)
         scan.append("append((r, et, m.partition, None, m))")
         cg.add(_loop(scan, "scan"))
+        conds = [s.where] if s.where is not None else []
+        specs, names, types, steps = self._over_code(self._access({0: "r"}, direct=False), None, conds)
+        ns = cg.build(rel.spec.topic)
+        plan = self._plan("over", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
+                          "none", steps)
+        scan_fn, inputs_fn = ns["scan"], ns["over_inputs"]
+        ttl = self.opts.over_ttl_ms
+
+        def factory(mode: Mode) -> Processor:
+            return OverProcessor(scan_fn, inputs_fn, specs, _post(ns[f"post_{mode}"]), ttl)
+
+        return CompiledQuery(plan, self._inputs(), cg.source, factory)
+
+    def _over_code(self, access: Callable[[ast.Column], str], unpack: str | None,
+                   conds: list[ast.Expr]) -> tuple[list[OverCall], list[str], list[str], list[str]]:
+        """``over_inputs(r)`` and ``post_*`` for analytic calls; ``unpack`` splits a joined row."""
+        s, cg = self.select, self.cg
+        items = self._items()
         calls = []
         for node in (*[e for _, e, _ in items if e is not None], s.where):
             for c in analytic_calls(node):
                 if c not in calls:
                     calls.append(c)
-        ec = cg.compiler(self._access({0: "r"}, direct=False), record_var=None)
+        ec = cg.compiler(access, record_var=None)
         first = calls[0].over
         assert first is not None
         for c in calls[1:]:
@@ -835,7 +852,7 @@ class _Query:
                 raise error("the frame ends before it starts (m PRECEDING must not exceed n)", frame)
             specs.append(OverCall(c.name, accumulator(c.name, c.distinct), params, preceding, end))
             arg_tuples.append("()" if c.star or not c.args else f"({ec.compile(c.args[0])},)")
-        cg.add(["def over_inputs(r):",
+        cg.add(["def over_inputs(r):", *([f"    {unpack}"] if unpack else []),
                 f"    return {pk}, {order}, ({''.join(a + ', ' for a in arg_tuples)})"])
         index = {c: i for i, c in enumerate(calls)}
 
@@ -844,27 +861,18 @@ class _Query:
                 return f"v[{index[node]}]"
             return None
 
-        pec = cg.compiler(self._access({0: "r"}, direct=False), sub, record_var="m")
+        pec = cg.compiler(access, sub, record_var="m")
         self._current = pec
-        body = ["r, v, m = item"]
-        if s.where is not None:
-            body.append(f"if not {pec.predicate(s.where)}: continue")
+        body = ["r, v, m = item", *([unpack] if unpack else [])]
+        for cond in conds:
+            body.append(f"if not {pec.predicate(cond)}: continue")
         pec.substitute = _chain(sub, self._alias_substitute(self._allowed))
         names, values, types = self._projection(items, pec)
         self._emit_post(body, names, values, types)
-        ns = cg.build(rel.spec.topic)
         steps = [f"Analytic: {', '.join(_sql(c) for c in calls)}"]
-        if s.where is not None:
+        if conds:
             steps.append("Filter: WHERE clause (after the analytic values)")
-        plan = self._plan("over", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
-                          "none", steps)
-        scan_fn, inputs_fn = ns["scan"], ns["over_inputs"]
-        ttl = self.opts.over_ttl_ms
-
-        def factory(mode: Mode) -> Processor:
-            return OverProcessor(scan_fn, inputs_fn, specs, _post(ns[f"post_{mode}"]), ttl)
-
-        return CompiledQuery(plan, self._inputs(), cg.source, factory)
+        return specs, names, types, steps
 
     def _projection(self, items: list[tuple[str, ast.Expr | None, str | None]],
                     ec: ExprCompiler) -> tuple[list[str], list[str], list[str]]:
@@ -908,8 +916,6 @@ class _Query:
             and right.spec.role != "table"
         if self_join:
             right.index = 0
-        if analytic_calls((s.items, s.where)):
-            raise error("analytic OVER functions cannot be combined with a JOIN in this version", join)
         keys, bound, residual = self._join_condition(join, left, right)
         is_table = right.spec.role == "table"
         if not keys and not is_table:
@@ -954,7 +960,13 @@ class _Query:
         if kind == "unbounded":
             warnings = (f"unbounded stream-stream join: state kept {self.opts.join_ttl_ms} ms, "
                         f"at most {self.opts.join_max_rows} rows",)
-        if has_agg:
+        has_over = bool(analytic_calls((s.items, s.where)))
+        if has_over:
+            row_unpack = self._unpack.replace(", m = item", " = r")
+            specs_o, names, types, over_steps = self._over_code(col_access, row_unpack, conds)
+            steps += over_steps
+            post_kind = "over"
+        elif has_agg:
             if residual is not None:
                 self.select = _with_where(s, residual)
             self._pair_access = col_access
@@ -962,7 +974,7 @@ class _Query:
             agg = self._agg_parts
             extract, project_fn, specs, wspec, emit, names, types, _pk, distinct = agg
             post_kind = "aggregate"
-        else:
+        if not has_over and not has_agg:
             body = [self._unpack]
             for c in conds:
                 body.append(f"if not {ec.predicate(c)}: continue")
@@ -993,6 +1005,10 @@ class _Query:
                                           Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
                                           distinct)
                 post = _post_aggregate(extract, aggp)
+            elif post_kind == "over":
+                over = OverProcessor(None, ns["over_inputs"], specs_o, _post(ns[f"post_{mode}"]),
+                                     opts.over_ttl_ms)
+                post = _post_over(over)
             else:
                 post = _post(ns[f"post_{mode}"])
             if extra:
@@ -1215,6 +1231,20 @@ def _chained(chain: Callable[[Any], tuple[list[Any], RecordErrors | None]],
         if errors:
             out.errors = errors + (out.errors or [])
         return out
+
+    return run
+
+
+def _post_over(over: OverProcessor) -> Callable[[Any], Emitted]:
+    """Feeds joined rows (all but the record) to the analytic operator."""
+
+    def run(items: Any) -> Emitted:
+        rows = []
+        for item in items:
+            row = item[:-1]
+            et = next((d.get("_event_time") for d in row if d), 0)
+            rows.append((row, et, item[-1]))
+        return over.consume(rows)
 
     return run
 

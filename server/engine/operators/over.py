@@ -47,7 +47,7 @@ class _Rank:
 class OverProcessor:
     """The Processor of a query with analytic functions (one input)."""
 
-    def __init__(self, scan: Scan, inputs: Inputs, calls: Sequence[OverCall], post: Post,
+    def __init__(self, scan: Scan | None, inputs: Inputs, calls: Sequence[OverCall], post: Post,
                  ttl_ms: int) -> None:
         self._scan = scan
         self._inputs = inputs
@@ -77,11 +77,20 @@ class OverProcessor:
         return states
 
     def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+        assert self._scan is not None
         rows, errors = self._scan(records)
+        emitted = self.consume([(row, et, m) for row, et, _part, _key, m in rows])
+        if errors:
+            emitted.errors = errors + (emitted.errors or [])
+        return emitted
+
+    def consume(self, rows: list[tuple[Any, int, Any]]) -> Emitted:
+        """Evaluate the analytic calls for ``(row, event time, record)`` triples, in order."""
+        errors: RecordErrors | None = None
         out: list[tuple[Any, list[Any], Any]] = []
         calls = self._calls
         parts, last = self._parts, self._last
-        for row, et, _part, _key, m in rows:
+        for row, et, m in rows:
             try:
                 pk, order, args = self._inputs(row)
             except Exception as exc:

@@ -300,3 +300,14 @@ def test_stream_joined_with_two_tables(data_dir: Path) -> None:
     same(rows, duck({"t": ROWS, "instruments": INSTRUMENTS, "desks": desks}).execute(
         "SELECT t.symbol, r.sector, d.desk FROM t JOIN instruments r ON t.symbol = r.symbol "
         "LEFT JOIN desks d ON r.sector = d.sector WHERE t.qty > 10").fetchall())
+
+
+def test_over_after_a_stream_table_join(data_dir: Path) -> None:
+    sql = (f"SELECT t.symbol, r.sector, LAG(t.price) OVER (PARTITION BY r.sector ORDER BY t.ts) AS p, "
+           f"COUNT(*) OVER (PARTITION BY r.sector ORDER BY t.ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) "
+           f"AS n FROM t LEFT JOIN instruments r ON t.symbol = r.symbol {TABLE}")
+    rows, _ = run_velo(sql, [records(ORDERED)], data_dir=data_dir)
+    same(rows, duck({"t": ORDERED, "instruments": INSTRUMENTS}).execute(
+        "SELECT t.symbol, r.sector, LAG(t.price) OVER (PARTITION BY r.sector ORDER BY t.ts), "
+        "COUNT(*) OVER (PARTITION BY r.sector ORDER BY t.ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) "
+        "FROM t LEFT JOIN instruments r ON t.symbol = r.symbol").fetchall())
