@@ -66,6 +66,7 @@ class KafkaSource(Source):
         self.topic = topic
         self.group_id = group_id
         self.membership = membership and group_id is not None
+        self._offset_reset = offset_reset
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -74,6 +75,9 @@ class KafkaSource(Source):
             session_timeout_ms=_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=_HEARTBEAT_MS,
             max_partition_fetch_bytes=_MAX_BATCH_BYTES,
+            # A transient query's first rows (and its start probe) should not wait out the broker's
+            # default 500 ms long poll on a quiet topic.
+            fetch_max_wait_ms=100 if group_id is None else 500,
             **_client_options(client_options),
         )
         self._partitions: list[TopicPartition] = []
@@ -89,9 +93,31 @@ class KafkaSource(Source):
                 partitions = await _partitions_of(self._consumer, self.topic)
                 self._partitions = [TopicPartition(self.topic, p) for p in partitions]
                 self._consumer.assign(self._partitions)
+                if self.group_id is None and self._offset_reset == "latest":
+                    await self._pin_to_end()
         except KafkaError as exc:
             await self._close_quietly()
             raise ConnectorError(f"cannot read topic '{self.topic}': {exc}") from exc
+
+    async def _pin_to_end(self, timeout: float = 2.0) -> None:
+        """Fix a `latest` reader's start at the true end of each partition, before start() returns.
+
+        Left alone, the position would only be resolved at the first fetch — records produced in
+        between would be missed — and from ListOffsets(latest), which on the embedded broker answers
+        the last batch's base offset + 1, replaying most of that batch. So: seek to that answer, fetch
+        once to learn each partition's high watermark, and start there; the records the probe read
+        were all written before the query began.
+        """
+        tps = self._partitions
+        await self._consumer.seek_to_end(*tps)
+        deadline = time.monotonic() + timeout
+        while any(self._consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            await self._consumer.getmany(*tps, timeout_ms=50)
+        for tp in tps:
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                self._consumer.seek(tp, high)
+                self._positions[(tp.topic, tp.partition)] = high
 
     async def read(self, timeout_ms: int, max_records: int) -> Batch:
         fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

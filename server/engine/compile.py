@@ -223,11 +223,13 @@ class _Codegen:
         self.parts.append("\n".join(lines))
 
     subquery: Callable[[ast.Select], str] | None = None
+    column_type: Callable[[ast.Column], str] | None = None
 
     def compiler(self, column_source: Callable[[ast.Column], str],
                  substitute: Callable[[ast.Expr], str | None] | None = None,
                  record_var: str | None = "m") -> ExprCompiler:
-        ec = ExprCompiler(column_source, substitute, self.namespace, record_var, self.subquery)
+        ec = ExprCompiler(column_source, substitute, self.namespace, record_var, self.subquery,
+                          self.column_type)
         ec._consts = self._n + 1000 * (len(self.parts) + 1)
         return ec
 
@@ -337,6 +339,7 @@ class _Query:
                 self.aliases[item.alias] = item.expr
         self.cg = _Codegen()
         self.cg.subquery = self._subquery
+        self.cg.column_type = self._column_type
         self._props = props
         self._data_dir = data_dir
         self._allowed: set[str] = set()

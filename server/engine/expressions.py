@@ -30,11 +30,12 @@ _COMPARISON = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="
 
 
 def _div(a: Any, b: Any) -> Any:
-    """SQL division: NULL on a zero divisor; two integers give a DOUBLE."""
+    """SQL division: NULL on a zero divisor; two integers give a DOUBLE, DECIMAL stays DECIMAL."""
     if b == 0:
         return None
-    if isinstance(a, Decimal) and isinstance(b, Decimal):
-        return a / b
+    if (isinstance(a, Decimal) or isinstance(b, Decimal)) and not isinstance(a, float) \
+            and not isinstance(b, float):
+        return Decimal(a) / Decimal(b)  # DECIMAL with DECIMAL or an integer stays exact
     return float(a) / float(b)
 
 
@@ -205,6 +206,7 @@ class ExprCompiler:
     namespace: dict[str, Any] = field(default_factory=lambda: dict(RUNTIME))
     record_var: str | None = "m"  # the raw record, for HEADER(); None where there is none
     subquery: Callable[[ast.Select], str] | None = None  # evaluates an uncorrelated subquery
+    column_type: Callable[[ast.Column], str] | None = None  # declared types, for DECIMAL literals
     _temps: int = 0
     _consts: int = 0
 
@@ -333,6 +335,10 @@ class ExprCompiler:
     def _binary(self, node: ast.BinaryOp) -> str:
         op = node.op
         left, right = self.compile(node.left), self.compile(node.right)
+        # A fractional literal next to a DECIMAL operand stays exact (Decimal * float is an error).
+        if op in _ARITHMETIC or op in _COMPARISON or op in ("/", "%"):
+            left = self._exact(node.left, node.right, left)
+            right = self._exact(node.right, node.left, right)
         if op == "AND":
             a, b = self._temp(), self._temp()
             return (f"(False if ({a} := {left}) is False else False if ({b} := {right}) is False "
@@ -353,6 +359,14 @@ class ExprCompiler:
         if op == "||":
             return self._guarded(left, right, lambda a, b: f"_concat({a}, {b})")
         raise error(f"operator {op} is not supported", node)
+
+    def _exact(self, literal: ast.Expr, other: ast.Expr, code: str) -> str:
+        if not (isinstance(literal, ast.Literal) and isinstance(literal.value, float | Decimal)
+                and not isinstance(literal.value, bool)):
+            return code
+        if infer_type(other, self.column_type).startswith("DECIMAL"):
+            return self.bind(Decimal(str(literal.value)), "_dec")
+        return code
 
     def _in_list(self, node: ast.InList) -> str:
         operand = self.compile(node.operand)

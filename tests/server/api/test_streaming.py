@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import ServerProcess
-from tests.kafka_helpers import create_topic, produce
+from tests.kafka_helpers import create_topic, produce, wait_until
 
 
 @pytest.fixture
@@ -37,9 +37,8 @@ async def test_rows_arrive_while_the_query_runs(server_url: str, source: str, br
         events = _lines(resp)
         header = (await anext(events))["header"]
         assert header["columns"] == [{"name": "id", "type": header["columns"][0]["type"]}]
-        # The query resolves its 'latest' start offset at its first fetch, just after the header
-        # (reported to the lead); records produced in that instant would not be "new" to it.
-        await asyncio.sleep(0.5)
+        # The header comes after the query pinned its 'latest' start: everything produced from now on
+        # must arrive, with no settling time.
         seen: list[int] = []
         for wave in range(3):  # each wave is produced only after the previous one was read
             await produce(broker, source, [{"id": wave * 10 + i} for i in range(5)])
@@ -103,6 +102,7 @@ async def test_shutdown_ends_twenty_open_streams(start_server: Callable[..., Ser
     body = {"sql": f"SELECT id FROM {source};"}
     opened = asyncio.Event()
     ready: list[int] = []
+    got_row: list[int] = []
 
     async def client(i: int) -> list[dict[str, Any]]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http, \
@@ -115,12 +115,14 @@ async def test_shutdown_ends_twenty_open_streams(start_server: Callable[..., Ser
                     ready.append(i)
                     if len(ready) == 20:
                         opened.set()
+                if "row" in event:
+                    got_row.append(i)
             return out
 
     tasks = [asyncio.create_task(client(i)) for i in range(20)]
     await asyncio.wait_for(opened.wait(), 30)
-    await produce(broker, source, [{"id": 1}])  # a row in flight on every stream
-    await asyncio.sleep(0.5)
+    await produce(broker, source, [{"id": 1}])  # a row on every stream before the shutdown
+    await wait_until(lambda: len(got_row) == 20, message="the row on all 20 streams")
     server.proc.send_signal(signal.SIGTERM)
     stopped_at = time.monotonic()
     results = await asyncio.wait_for(asyncio.gather(*tasks), 15)

@@ -114,3 +114,21 @@ def test_config_file_supplies_relation_keys(tmp_path: Path, monkeypatch: pytest.
     e = _fails("SELECT t.symbol FROM trades t JOIN ref r ON t.symbol = r.symbol "
                "WITH ('ref.config_file' = 'bad.yaml')", data_dir=tmp_path)
     assert "type" in e.suggestions
+
+
+def test_decimal_columns_stay_exact_with_fractional_literals() -> None:
+    from decimal import Decimal
+
+    import orjson
+    from velo.server.connectors.base import Record
+
+    cat = Catalog()
+    cat.put(entry_from_statement(parse_statement(  # type: ignore[arg-type]
+        "CREATE STREAM px (symbol STRING, price DECIMAL(10, 2)) WITH (KAFKA_TOPIC='px')")))
+    q = compile_select(parse_statement(  # type: ignore[arg-type]
+        "SELECT price * 1.05 AS up, price > 1.5 AS big, price / 2 AS half FROM px"), catalog=cat)
+    out = q.processor("rows").process([Record(orjson.dumps({"symbol": "A", "price": "2.10"}))])
+    assert out.errors is None
+    assert [e.values for e in out.rows] == [[Decimal("2.2050"), True, Decimal("1.05")]]
+    enc = q.processor("encode").process([Record(orjson.dumps({"symbol": "A", "price": "2.10"}))])
+    assert enc.rows[0][1] == b'{"up":2.205,"big":true,"half":1.05}'
