@@ -143,12 +143,11 @@ def main() -> None:
         stale.unlink()
     print(f"Starting velo-server with the embedded Kafka broker on {url} …", flush=True)
     # Background processes get their own session: a Ctrl-C typed in the shell (which cancels a query)
-    # must not reach them through the terminal's process group. VELO_DATA_DIR too: file tables resolve
-    # their paths against it in builds whose job manager does not get --data-dir.
+    # must not reach them through the terminal's process group.
     server = subprocess.Popen(
         [str(BIN / "velo-server"), "--embedded-kafka", "--port", str(port), "--data-dir", str(data_dir),
          "--log-format", "text", "--log-level", "warning"],
-        start_new_session=True, env={**os.environ, "VELO_DATA_DIR": str(data_dir)},
+        start_new_session=True,
     )
     procs = [server]
     try:

@@ -30,10 +30,7 @@ REGISTRY_FILE = "registry.sqlite3"
 
 
 def _manager(settings: Settings) -> MultiJobSqlServer:
-    # Newer managers may also take the data dir (file paths); pass what this build's config knows.
-    known = set(getattr(ManagerConfig, "__dataclass_fields__", {}))
-    extra = {k: v for k, v in (("data_dir", settings.data_dir),) if k in known}
-    config = ManagerConfig(brokers=settings.brokers, max_jobs=settings.max_jobs, **extra)
+    config = ManagerConfig(brokers=settings.brokers, max_jobs=settings.max_jobs, data_dir=settings.data_dir)
     return MultiJobSqlServer(config, registry=JobRegistry(settings.data_dir / REGISTRY_FILE))
 
 
@@ -45,7 +42,8 @@ def create_app(settings: Settings, on_shutdown: Sequence[Callable[[], None]] = (
     """
     manager = _manager(settings)
     executor = StatementExecutor(manager)
-    state = AppState(settings, manager, QueryManager(settings.brokers), executor,
+    queries = QueryManager(settings.brokers, catalog=manager.catalog, data_dir=settings.data_dir)
+    state = AppState(settings, manager, queries, executor,
                      apps=AppDeployer(manager, run_catalog=executor.run_catalog))
 
     @asynccontextmanager

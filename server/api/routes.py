@@ -263,7 +263,7 @@ async def catalog(request: Request, _: None) -> dict[str, Any]:
     except ConnectorError:
         topic_names = []  # the catalog still serves jobs and functions while Kafka is down
     jobs = st.manager.list_jobs()
-    declared = getattr(st.manager, "catalog", None)
+    declared = st.manager.catalog
     entries = list(declared.entries.values()) if isinstance(declared, Catalog) else []
     relations: dict[str, list[dict[str, Any]]] = {"stream": [], "table": []}
     for e in entries:

@@ -167,12 +167,3 @@ class Catalog:
             entry = CatalogEntry.from_dict(e)
             cat.entries[entry.name] = entry
         return cat
-
-
-def catalog_of(owner: Any) -> Catalog:
-    """The catalog attached to ``owner`` (the job manager), created on first use."""
-    cat = getattr(owner, "catalog", None)
-    if not isinstance(cat, Catalog):
-        cat = Catalog()
-        owner.catalog = cat
-    return cat

@@ -160,7 +160,7 @@ def _int(value: Any, key: str) -> int:
 
 def check_path(path: str, data_dir: str | os.PathLike[str] | None, node: ast.Node | None = None) -> Path:
     """The resolved file path, which must lie under the data directory (no ``..`` escapes)."""
-    base = Path(data_dir if data_dir is not None else os.environ.get("VELO_DATA_DIR", ".")).resolve()
+    base = Path(data_dir if data_dir is not None else ".").resolve()  # the server always passes its --data-dir
     candidate = Path(path)
     full = (candidate if candidate.is_absolute() else base / candidate).resolve()
     if full != base and base not in full.parents:

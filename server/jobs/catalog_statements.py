@@ -2,7 +2,7 @@
 
 Called by the statement executor for every statement that does not start or control a job.
 Results follow the executor's shapes: ``{"type": "rows", "columns", "rows", "message"}`` or
-``{"type": "message", "message"}``. The catalog lives on the job manager (``catalog_of``) so the
+``{"type": "message", "message"}``. The catalog lives on the job manager (``manager.catalog``) so the
 lead can persist it with ``Catalog.to_dict()`` / ``from_dict()``.
 """
 
@@ -15,7 +15,7 @@ from velo.grammar.errors import SqlValidationError
 
 from ..connectors.base import ConnectorError
 from ..connectors.kafka import sample_columns
-from ..engine.catalog import CatalogEntry, ColumnSpec, catalog_of, entry_from_statement
+from ..engine.catalog import CatalogEntry, ColumnSpec, entry_from_statement
 from ..engine.compile import compile_select
 from ..engine.functions import all_functions, lookup
 from ..engine.validate import JOB_KEYS, RELATION_KEYS, unknown
@@ -38,13 +38,14 @@ def register_job_output(manager: MultiJobSqlServer, stmt: ast.Statement, sink_to
         return
     specs = tuple(ColumnSpec(n, t) for n, t in columns) if all(t != "ANY" for _, t in columns) else ()
     entry = CatalogEntry(name=stmt.name, kind=stmt.kind, columns=specs, topic=sink_topic, job=stmt.name)
-    catalog_of(manager).put(entry, replace=True)
+    manager.catalog.put(entry, replace=True)
+    manager.save_catalog()
 
 
 async def execute_catalog(manager: MultiJobSqlServer, stmt: ast.Statement,
                           properties: dict[str, Any]) -> Result | None:
     """Run a catalog/inspection statement; None when ``stmt`` is not one."""
-    catalog = catalog_of(manager)
+    catalog = manager.catalog
     if isinstance(stmt, ast.CreateSource):
         entry = entry_from_statement(stmt)
         existing = catalog.get(entry.name)
@@ -58,6 +59,7 @@ async def execute_catalog(manager: MultiJobSqlServer, stmt: ast.Statement,
             except ConnectorError as exc:
                 raise KafkaUnavailableError(str(exc)) from exc
         catalog.put(entry, replace=True)
+        manager.save_catalog()
         verb = "replaced" if existing is not None else "created"
         return {"type": "message", "message": f"{entry.kind.capitalize()} '{entry.name}' {verb}"}
     if isinstance(stmt, ast.Drop):
@@ -67,6 +69,7 @@ async def execute_catalog(manager: MultiJobSqlServer, stmt: ast.Statement,
                 return {"type": "message", "message": f"{stmt.kind.capitalize()} '{stmt.name}' does not exist"}
             raise NotFoundError(f"no {stmt.kind} named '{stmt.name}'")
         catalog.drop(stmt.name)
+        manager.save_catalog()
         note = " (the topic is kept: delete it with the Kafka tools)" if stmt.delete_topic else ""
         return {"type": "message", "message": f"{stmt.kind.capitalize()} '{stmt.name}' dropped{note}"}
     if isinstance(stmt, ast.Show):
@@ -86,7 +89,7 @@ async def execute_catalog(manager: MultiJobSqlServer, stmt: ast.Statement,
 
 
 async def _show(manager: MultiJobSqlServer, what: str, properties: dict[str, Any]) -> Result:
-    catalog = catalog_of(manager)
+    catalog = manager.catalog
     if what in ("streams", "tables"):
         kind = what[:-1]
         rows = [[e.name, e.topic, e.format.upper(), e.source_type, e.job or "",
@@ -112,7 +115,7 @@ async def _show(manager: MultiJobSqlServer, what: str, properties: dict[str, Any
 
 
 async def _describe(manager: MultiJobSqlServer, name: str) -> Result:
-    entry = catalog_of(manager).get(name)
+    entry = manager.catalog.get(name)
     if entry is not None:
         rows = [[c.name, c.type, "KEY" if c.key else ("TIMESTAMP" if c.name == entry.timestamp else "")]
                 for c in entry.columns]
@@ -130,7 +133,7 @@ async def _describe(manager: MultiJobSqlServer, name: str) -> Result:
         columns = await sample_columns(manager.config.brokers, name)
     except ConnectorError as exc:
         if "does not exist" in str(exc):
-            names = catalog_of(manager).names() + [j.name for j in manager.list_jobs()]
+            names = manager.catalog.names() + [j.name for j in manager.list_jobs()]
             raise unknown("stream, table or topic", name, names, None) from exc
         raise KafkaUnavailableError(str(exc)) from exc
     return _rows(["column", "type", "extra"], [[c, "ANY", ""] for c in columns],
@@ -150,7 +153,7 @@ def _explain(manager: MultiJobSqlServer, stmt: ast.Explain, properties: dict[str
             properties = {**properties, **{p.key.lower(): p.value for p in inner.properties}}
         else:
             raise NotFoundError("EXPLAIN takes a SELECT, a job statement or a job name")
-        query = compile_select(select, catalog=catalog_of(manager), properties=properties,
+        query = compile_select(select, catalog=manager.catalog, properties=properties,
                                data_dir=getattr(manager.config, "data_dir", None), sink_name=sink)
     text = query.explain()
     return {"type": "message", "message": text, "plan": query.plan.describe(),

@@ -12,6 +12,7 @@ import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from velo.grammar import ast
@@ -20,7 +21,7 @@ from velo.grammar.parser import parse_statement
 from ..connectors.base import ConnectorError, Sink, Source
 from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaAdmin, KafkaSink
-from ..engine.catalog import catalog_of
+from ..engine.catalog import Catalog
 from ..engine.compile import compile_select
 from ..errors import (
     BadRequestError,
@@ -51,6 +52,7 @@ class ManagerConfig:
 
     brokers: str
     max_jobs: int = 100
+    data_dir: Path | None = None  # file sources and sinks must lie under it
 
 
 def _int_property(props: dict[str, Any], key: str, default: int) -> int:
@@ -89,6 +91,8 @@ class MultiJobSqlServer:
         self.config = config
         self.admin = KafkaAdmin(config.brokers)
         self.registry = registry
+        # Declared streams and tables (CREATE STREAM … WITH), persisted beside the jobs that use them.
+        self.catalog = Catalog.from_dict(registry.load_catalog()) if registry is not None else Catalog()
         self._jobs: dict[str, JobRuntime] = {}
         self._lock = asyncio.Lock()
         self._source_factory = source_factory or self._kafka_source
@@ -101,6 +105,11 @@ class MultiJobSqlServer:
 
     def _kafka_sink(self, spec: JobSpec, topic: str) -> Sink:
         return KafkaSink(self.config.brokers, topic)
+
+    def save_catalog(self) -> None:
+        """Persist the catalog after a CREATE, DROP or a job's output registration."""
+        if self.registry is not None:
+            self.registry.save_catalog(self.catalog.to_dict())
 
     # ------------------------------------------------------------------ queries
 
@@ -152,8 +161,8 @@ class MultiJobSqlServer:
         check_delivery(props)
         FailurePolicy.from_properties(job_name, props)  # validates the strategy keys early
         sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
-        query = compile_select(stmt.query, catalog=catalog_of(self), properties=props,
-                               data_dir=getattr(self.config, "data_dir", None), sink_name=stmt.name)
+        query = compile_select(stmt.query, catalog=self.catalog, properties=props,
+                               data_dir=self.config.data_dir, sink_name=stmt.name)
         return JobSpec(
             name=job_name,
             sql=sql,

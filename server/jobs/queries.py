@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from velo.grammar import ast
@@ -23,6 +24,7 @@ from ..connectors.formats import json_columns
 from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaSource, sample_columns
 from ..engine import CompiledQuery, RowEvent, compile_select
+from ..engine.catalog import Catalog
 from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
 
 HEARTBEAT_S = 5.0
@@ -59,9 +61,13 @@ class QueryManager:
         self,
         brokers: str,
         *,
+        catalog: Catalog | None = None,
+        data_dir: Path | None = None,
         source_factory: Callable[[str, str], Source] | None = None,
     ) -> None:
         self.brokers = brokers
+        self.catalog = catalog
+        self.data_dir = data_dir
         self._queries: dict[str, TransientQuery] = {}
         self._counter = itertools.count(1)
         self._source_factory = source_factory or self._kafka_source
@@ -104,8 +110,7 @@ class QueryManager:
         if offset_reset not in ("earliest", "latest"):
             raise ValidationError("'auto.offset.reset' must be 'earliest' or 'latest'")
         wants_star = any(isinstance(i.expr, ast.Star) for i in select.items)
-        options: dict[str, Any] = {"catalog": getattr(self, "catalog", None), "properties": props,
-                                   "data_dir": getattr(self, "data_dir", None)}
+        options: dict[str, Any] = {"catalog": self.catalog, "properties": props, "data_dir": self.data_dir}
         compiled = compile_select(select, **options)  # validates before anything touches Kafka
         first = compiled.inputs[0]
         if len(compiled.inputs) > 1 or first.kind != "kafka":

@@ -1,4 +1,4 @@
-"""The job registry: every job's SQL, properties, app and desired state, in SQLite under the data dir.
+"""The job registry: every job's SQL, properties, app and desired state — and the catalog — in SQLite.
 
 The server writes it on every deploy, stop, pause, resume and failure, and reads it once at start to
 restore each job to its last desired state. SQLite's own locking and fsync make a crash between two
@@ -80,17 +80,14 @@ class JobRegistry:
         ).fetchall()
         return [JobRecord(r[0], r[1], orjson.loads(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
-    def save_catalog(self, name: str, definition: dict[str, Any]) -> None:
-        """Persist one catalog entry (a declared stream or table)."""
-        self._db.execute("INSERT OR REPLACE INTO catalog VALUES (?, ?)", (name, orjson.dumps(definition).decode()))
+    def save_catalog(self, catalog: dict[str, Any]) -> None:
+        """Persist the whole catalog (it is small and changes rarely: one row holds it)."""
+        self._db.execute("INSERT OR REPLACE INTO catalog VALUES ('catalog', ?)", (orjson.dumps(catalog).decode(),))
 
-    def delete_catalog(self, name: str) -> None:
-        """Forget a catalog entry."""
-        self._db.execute("DELETE FROM catalog WHERE name = ?", (name,))
-
-    def load_catalog(self) -> dict[str, dict[str, Any]]:
-        """Every catalog entry by name."""
-        return {r[0]: orjson.loads(r[1]) for r in self._db.execute("SELECT name, definition FROM catalog")}
+    def load_catalog(self) -> dict[str, Any]:
+        """The persisted catalog (empty when none was saved)."""
+        row = self._db.execute("SELECT definition FROM catalog WHERE name = 'catalog'").fetchone()
+        return dict(orjson.loads(row[0])) if row else {}
 
     def close(self) -> None:
         """Close the database."""

@@ -24,7 +24,6 @@ from typing import Any
 import duckdb
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from demo import generator
@@ -220,7 +219,7 @@ async def existing(brokers: str, names: Iterable[str]) -> set[str]:
 
 async def test_trading_demo_apps_produce_the_right_analytics(
     broker: str, start_server: Callable[..., ServerProcess], topic_name: Callable[[str], str],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     started = time.monotonic()
     # The jobs write to fixed topics named after them (as in the demo): they must start empty.
@@ -232,10 +231,7 @@ async def test_trading_demo_apps_produce_the_right_analytics(
     want = expected_outputs(rows)
     assert all(want.values()), {k: len(v) for k, v in want.items()}  # every job has something to show
 
-    # File tables resolve paths against VELO_DATA_DIR in builds whose job manager is not given the
-    # server's --data-dir; demo/run.py sets both the same way. start_server's first dir is server0.
-    data_dir = tmp_path / "server0"
-    monkeypatch.setenv("VELO_DATA_DIR", str(data_dir))
+    data_dir = tmp_path / "server0"  # start_server's first server's --data-dir
     server = start_server()
     assert server.log_path.parent == data_dir
     install_reference_data(data_dir)

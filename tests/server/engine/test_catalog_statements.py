@@ -9,7 +9,6 @@ from velo.grammar.errors import SqlValidationError
 from velo.grammar.parser import parse_statement
 from velo.server.connectors.base import Record
 from velo.server.connectors.formats import avro_encode, avro_schema, csv_encode
-from velo.server.engine.catalog import catalog_of
 from velo.server.engine.compile import compile_select
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.statements import StatementExecutor
@@ -36,7 +35,7 @@ async def test_create_show_describe_drop(executor: StatementExecutor) -> None:
     assert again[0]["message"] == "Stream 'trades' replaced"
     dropped = await executor.execute_script("DROP STREAM trades; DROP STREAM IF EXISTS trades", {})
     assert dropped[0]["message"] == "Stream 'trades' dropped"
-    assert catalog_of(executor.manager).get("trades") is None
+    assert executor.manager.catalog.get("trades") is None
 
 
 async def test_explain_shows_plan_and_generated_code(executor: StatementExecutor) -> None:

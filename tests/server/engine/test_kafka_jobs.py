@@ -83,16 +83,14 @@ def _multiset(pairs: list[tuple[Any, Any]]) -> list[str]:
 
 
 @pytest.fixture
-async def manager(broker: str) -> AsyncIterator[MultiJobSqlServer]:
-    mgr = MultiJobSqlServer(ManagerConfig(broker, max_jobs=20))
+async def manager(broker: str, tmp_path: Path) -> AsyncIterator[MultiJobSqlServer]:
+    mgr = MultiJobSqlServer(ManagerConfig(broker, max_jobs=20, data_dir=tmp_path))
     yield mgr
     await mgr.shutdown()
 
 
 async def test_every_family_through_kafka(broker: str, manager: MultiJobSqlServer,
-                                          topic_name: Callable[[str], str], tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VELO_DATA_DIR", str(tmp_path))
+                                          topic_name: Callable[[str], str], tmp_path: Path) -> None:
     (tmp_path / "ref.csv").write_text("symbol,sector\nAAPL,tech\nMSFT,tech\nTSLA,auto\n")
     trades, ordered, pays = topic_name("trades"), topic_name("ordered"), topic_name("pays")
     for t in (trades, ordered, pays):

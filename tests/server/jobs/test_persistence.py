@@ -66,3 +66,22 @@ async def test_stopped_jobs_are_forgotten_and_no_auto_deploy_starts_nothing(
         assert httpx.post(f"{server.url}/jobs/a/resume").json()["state"] == "RUNNING"
     finally:
         server.stop()
+
+
+async def test_the_catalog_survives_a_restart(broker: str, tmp_path: Path, topic_name: Callable[[str], str]) -> None:
+    topic = topic_name("cat")
+    await create_topic(broker, topic, 1)
+    declare = f"CREATE STREAM quotes (symbol STRING, bid DOUBLE) WITH (KAFKA_TOPIC = '{topic}', VALUE_FORMAT = 'JSON');"
+    server = ServerProcess(broker, tmp_path)
+    try:
+        httpx.post(f"{server.url}/statements", json={"sql": declare}).raise_for_status()
+    finally:
+        server.stop()
+    server = ServerProcess(broker, tmp_path)
+    try:
+        resp = httpx.post(f"{server.url}/statements", json={"sql": "DESCRIBE quotes;"})
+        assert resp.status_code == 200, resp.text
+        described = {row[0]: row[1] for row in resp.json()["results"][0]["rows"]}
+        assert described["symbol"] == "STRING" and described["bid"] == "DOUBLE"
+    finally:
+        server.stop()
