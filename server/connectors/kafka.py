@@ -28,6 +28,7 @@ from .formats import json_columns
 _SESSION_TIMEOUT_MS = 6000
 _HEARTBEAT_MS = 2000
 _MAX_BATCH_BYTES = 1 << 20
+_PARTITION_MEMO = 100_000
 _HEALTH_INTERVAL_S = 1.0
 _HEALTH_TIMEOUT_S = 2.0
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated: aiokafka's C builder wants a list
@@ -218,6 +219,9 @@ class KafkaSink(Sink):
         )
         self._partitions: list[int] = []
         self._next = itertools.count()
+        # murmur2 is pure Python (~2 µs a key); keyed outputs (aggregates) repeat their keys, so the
+        # partition of each key is remembered, up to a bound.
+        self._partition_of: dict[bytes, int] = {}
 
     async def start(self) -> None:
         try:
@@ -245,8 +249,16 @@ class KafkaSink(Sink):
         n = len(self._partitions)
         by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
         spread = self._partitions[next(self._next) % n]
+        partition_of = self._partition_of
+        if len(partition_of) > _PARTITION_MEMO:
+            partition_of.clear()
         for i, (key, value) in enumerate(rows):
-            part = spread if key is None else self._partitions[(murmur2(key) & 0x7FFFFFFF) % n]
+            if key is None:
+                part = spread
+            else:
+                part = partition_of.get(key, -1)
+                if part < 0:
+                    part = partition_of[key] = self._partitions[(murmur2(key) & 0x7FFFFFFF) % n]
             by_partition.setdefault(part, []).append((key, value, list(headers[i]) if headers else _NO_HEADERS))
         futures = []
         try:
