@@ -92,36 +92,49 @@ _CREATE_KEYS = {"kafka_topic", "value_format", "format", "timestamp", "timestamp
 
 
 def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
-    """The catalog entry a ``CREATE STREAM|TABLE name (cols) WITH (...)`` declares."""
-    import difflib
+    """The catalog entry a ``CREATE STREAM|TABLE name (cols) WITH (...)`` declares.
 
+    Errors are placed at the property or column that causes them, with the nearest valid word.
+    """
     props: dict[str, Any] = {}
+    nodes: dict[str, ast.Node] = {}
     for p in stmt.properties:
         key = p.key.lower()
         if key not in _CREATE_KEYS and not key.startswith("kafka."):
-            raise error(f"unknown property '{p.key}' for CREATE {stmt.kind.upper()}", p,
-                        difflib.get_close_matches(key, sorted(_CREATE_KEYS), n=3))
+            close = _close(key, sorted(_CREATE_KEYS))
+            raise error(f"unknown property '{p.key}' for CREATE {stmt.kind.upper()}{_hint(close)}", p, close)
         props[key] = p.value
+        nodes[key] = p
     key_col = props.get("key")
     columns = tuple(
         ColumnSpec(c.name, type_name(c.type), c.key or c.primary_key or c.name == key_col)
         for c in stmt.columns
     )
     names = [c.name for c in columns]
-    if len(set(names)) != len(names):
-        raise error(f"duplicate column in {stmt.name}", stmt)
+    seen: set[str] = set()
+    for c in stmt.columns:
+        if c.name in seen:
+            raise error(f"duplicate column '{c.name}' in {stmt.name}", c)
+        seen.add(c.name)
+    fmt_key = "value_format" if props.get("value_format") else "format"
     fmt = str(props.get("value_format") or props.get("format") or "json").lower()
     if fmt not in FORMATS:
-        raise error(f"unknown format '{fmt}'", stmt, [f for f in FORMATS])
+        close = _close(fmt, list(FORMATS))
+        raise error(f"unknown format '{fmt}': use json, csv or avro{_hint(close)}", nodes.get(fmt_key, stmt),
+                    close)
     source_type = str(props.get("type") or "kafka_source").lower()
     if source_type not in ("kafka_source", "file_source"):
-        raise error(f"unknown source type '{source_type}'", stmt, ["kafka_source", "file_source"])
+        close = _close(source_type, ["kafka_source", "file_source"])
+        raise error(f"unknown source type '{source_type}': use kafka_source or file_source{_hint(close)}",
+                    nodes.get("type", stmt), close)
+    ts_key = "timestamp" if props.get("timestamp") else "event.time.field"
     ts = props.get("timestamp") or props.get("event.time.field")
     if ts is not None and names and str(ts).lower() not in names:
-        raise error(f"TIMESTAMP column '{ts}' is not a column of {stmt.name}", stmt,
-                    difflib.get_close_matches(str(ts).lower(), names, n=3))
+        close = _close(str(ts).lower(), names)
+        raise error(f"TIMESTAMP column '{ts}' is not a column of {stmt.name}{_hint(close)}",
+                    nodes.get(ts_key, stmt), close)
     if source_type == "file_source" and not props.get("path"):
-        raise error(f"a file_source {stmt.kind} needs 'path'", stmt)
+        raise error(f"a file_source {stmt.kind} needs 'path'", nodes.get("type", stmt), ["path"])
     partitions = props.get("partitions")
     options = {k: v for k, v in props.items() if k in ("has_headers", "delimiter", "watch", "key_format")
                or k.startswith("kafka.")}
@@ -134,6 +147,17 @@ def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
         else str(props.get("timestamp_format") or props.get("event.time.format")),
         partitions=None if partitions is None else int(partitions), options=options,
     )
+
+
+def _close(word: str, options: list[str]) -> list[str]:
+    """The nearest of ``options`` to ``word``."""
+    import difflib
+
+    return difflib.get_close_matches(word.lower(), options, n=1, cutoff=0.6)
+
+
+def _hint(close: list[str]) -> str:
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class Catalog:

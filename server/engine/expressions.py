@@ -406,7 +406,9 @@ class ExprCompiler:
     def _call(self, node: ast.FunctionCall) -> str:
         fn = lookup(node.name)
         if fn is None:
-            raise error(f"unknown function {node.name}", node, suggestions=suggest_functions(node.name))
+            close = suggest_functions(node.name)
+            hint = f"; did you mean {', '.join(close)}?" if close else " (SHOW FUNCTIONS lists them)"
+            raise error(f"unknown function {node.name}{hint}", node, suggestions=close)
         if fn.kind in ("syntax", "window"):
             raise error(f"{node.name} is not a function call here (see DESCRIBE FUNCTION {node.name})", node)
         if fn.kind == "aggregate" and node.over is None:
@@ -414,7 +416,8 @@ class ExprCompiler:
         if node.over is not None or fn.kind == "analytic":
             raise error(f"analytic {node.name}(...) OVER is not allowed here", node)
         if not fn.accepts(len(node.args)):
-            raise error(f"wrong number of arguments to {node.name}: expected {fn.signature}", node)
+            raise error(f"wrong number of arguments to {node.name}: got {len(node.args)}, "
+                        f"expected {fn.signature}", node)
         if fn.name in ("HEADER", "HAS_HEADER", "HEADER_KEYS"):
             if self.record_var is None:
                 raise error(f"{fn.name} reads the source record's headers: not available here", node)

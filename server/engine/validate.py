@@ -48,7 +48,12 @@ _UNITS = {"ms": 1, "millisecond": 1, "milliseconds": 1, "s": 1000, "sec": 1000, 
 
 
 def unknown(kind: str, name: str, known: Iterable[str], node: ast.Node | None) -> SqlValidationError:
-    """``unknown column 'pirce'`` with the nearest known names as suggestions."""
+    """``unknown column 'pirce'`` with the nearest known names as suggestions.
+
+    A kind ``'column of t'`` reads ``unknown column 'x' of t``.
+    """
+    kind, _, owner = kind.partition(" of ")
+    where = f" of {owner}" if owner else ""
     names = sorted(set(known))
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     if close:
@@ -57,7 +62,7 @@ def unknown(kind: str, name: str, known: Iterable[str], node: ast.Node | None) -
         close, hint = names, f" (known: {', '.join(names)})"
     else:
         hint = ""
-    return error(f"unknown {kind} '{name}'{hint}", node, close)
+    return error(f"unknown {kind} '{name}'{where}{hint}", node, close)
 
 
 def parse_duration(value: Any, key: str = "duration") -> int:
@@ -76,8 +81,9 @@ def parse_duration(value: Any, key: str = "duration") -> int:
     except ValueError:
         raise error(f"'{key}' must be a duration such as '5s' or '1 minute', got {value!r}") from None
     if unit and unit not in _UNITS:
-        raise error(f"'{key}': unknown duration unit '{unit}'", None,
-                    difflib.get_close_matches(unit, list(_UNITS), n=3))
+        close = difflib.get_close_matches(unit, list(_UNITS), n=1)
+        hint = f"; did you mean '{amount:g} {close[0]}'?" if close else ""
+        raise error(f"'{key}': unknown duration unit '{unit}' (use ms, s, m, h or d){hint}", None, close)
     if amount < 0:
         raise error(f"'{key}' must not be negative")
     return int(amount * _UNITS.get(unit, 1))
@@ -97,13 +103,16 @@ class JobOptions:
     over_ttl_ms: int = 3_600_000
 
 
-def check_properties(props: dict[str, Any], relations: Iterable[str]) -> tuple[JobOptions,
-                                                                               dict[str, dict[str, Any]]]:
+def check_properties(props: dict[str, Any], relations: Iterable[str],
+                     nodes: dict[str, ast.Node] | None = None) -> tuple[JobOptions,
+                                                                       dict[str, dict[str, Any]]]:
     """Validate WITH keys; the job options and the inline per-relation properties by name.
 
     ``relations`` are the names a ``'<name>.<key>'`` key may refer to (the query's sources and
-    the job's sink). Unknown keys are errors; ``kafka.*`` passes through.
+    the job's sink). Unknown keys are errors; ``kafka.*`` passes through. ``nodes`` (lower-case
+    key → its ``ast.Property``) place an error at the property that causes it.
     """
+    at = nodes or {}
     names = set(relations)
     inline: dict[str, dict[str, Any]] = {}
     for raw, value in props.items():
@@ -113,27 +122,28 @@ def check_properties(props: dict[str, Any], relations: Iterable[str]) -> tuple[J
         head, _, rest = key.partition(".")
         if rest and (head in names or rest in RELATION_KEYS or rest.startswith("kafka.")):
             if rest not in RELATION_KEYS and not rest.startswith("kafka."):
-                raise unknown("property", raw, [f"{head}.{k}" for k in RELATION_KEYS], None)
+                raise unknown("property", raw, [f"{head}.{k}" for k in RELATION_KEYS], at.get(key))
             inline.setdefault(head, {})[rest] = value
             continue
         candidates = [*JOB_KEYS, *(f"{n}.{k}" for n in names for k in RELATION_KEYS)]
-        raise unknown("property", raw, candidates, None)
+        raise unknown("property", raw, candidates, at.get(key))
     for name, rel in inline.items():
         t = rel.get("type")
         if t is not None and str(t).lower() not in RELATION_TYPES:
-            raise error(f"'{name}.type' must be one of {', '.join(RELATION_TYPES)}, got {t!r}",
-                        None, difflib.get_close_matches(str(t).lower(), RELATION_TYPES, n=2))
+            raise _choice(f"{name}.type", t, RELATION_TYPES, at)
         fmt = rel.get("format")
         if fmt is not None and str(fmt).lower() not in ("json", "csv", "avro"):
-            raise error(f"'{name}.format' must be json, csv or avro, got {fmt!r}")
+            raise _choice(f"{name}.format", fmt, ("json", "csv", "avro"), at)
     p = {k.lower(): v for k, v in props.items()}
     for key in DURATION_KEYS:
         if key in p:
-            parse_duration(p[key], key)
+            try:
+                parse_duration(p[key], key)
+            except SqlValidationError as exc:
+                raise error(exc.message, at.get(key), exc.suggestions) from None
     late = str(p.get("late.data.strategy", "drop")).lower()
     if late not in ("drop", "dead_letter"):
-        raise error(f"'late.data.strategy' must be drop or dead_letter, got {late!r}", None,
-                    difflib.get_close_matches(late, ["drop", "dead_letter"], n=1))
+        raise _choice("late.data.strategy", p["late.data.strategy"], ("drop", "dead_letter"), at)
     fmt = str(p.get("event.time.format", "epoch_millis"))
     opts = JobOptions(
         event_time_field=None if p.get("event.time.field") is None else str(p["event.time.field"]).lower(),
@@ -142,19 +152,120 @@ def check_properties(props: dict[str, Any], relations: Iterable[str]) -> tuple[J
         idle_timeout_ms=parse_duration(p.get("watermark.idle_timeout", 10_000)),
         late_strategy=late,
         join_ttl_ms=parse_duration(p.get("join.state.ttl", 3_600_000)),
-        join_max_rows=_int(p.get("join.state.max_rows", 1_000_000), "join.state.max_rows"),
+        join_max_rows=_int(p.get("join.state.max_rows", 1_000_000), "join.state.max_rows",
+                           at.get("join.state.max_rows")),
         over_ttl_ms=parse_duration(p.get("over.state.ttl", 3_600_000)),
     )
     return opts, inline
 
 
-def _int(value: Any, key: str) -> int:
+def _choice(key: str, value: Any, allowed: Iterable[str], at: dict[str, ast.Node]) -> SqlValidationError:
+    """``'key' must be a or b, got 'x'; did you mean b?`` placed at the property."""
+    options = list(allowed)
+    listed = f"{', '.join(options[:-1])} or {options[-1]}" if len(options) > 1 else options[0]
+    close = difflib.get_close_matches(str(value).lower(), [o.lower() for o in options], n=1, cutoff=0.6)
+    close = [o for o in options if o.lower() in close]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return error(f"'{key}' must be {listed}, got {value!r}{hint}", at.get(key.lower()), close)
+
+
+FAILURE_STRATEGIES = ("LogAndContinue", "SendToDLQ", "FailBatch", "RetryWithBackoff")
+"""dialect.md §7 (server/jobs/failures.py implements them; matching ignores case and ``_``)."""
+
+
+def check_job_properties(select: ast.Select, props: dict[str, Any], nodes: dict[str, ast.Node],
+                         *, sink_name: str | None = None, catalog: Any = None,
+                         data_dir: str | os.PathLike[str] | None = None) -> None:
+    """The job-level WITH checks of a job statement, each placed at the property that fails.
+
+    Run by the job manager before compiling (``compile_select`` repeats the key checks without
+    positions, as it only sees a dict): keys, durations, strategies, the delivery guarantee, inline
+    file paths (under ``data_dir``; a file source's must exist), and an ``event.time.field`` or
+    window time column that names no column of the declared streams it would apply to.
+    """
+    refs = [select.from_, *(j.table for j in select.joins)]
+    names = [r.name for r in refs] + [r.alias for r in refs if r.alias]
+    if sink_name:
+        names.append(sink_name)
+    _, inline = check_properties(props, names, nodes)
+    for rel, rel_props in inline.items():
+        if "path" in rel_props and str(rel_props.get("type", "")).lower() in ("file_source", "file_sink"):
+            node = nodes.get(f"{rel}.path")
+            full = check_path(str(rel_props["path"]), data_dir, node)
+            if str(rel_props["type"]).lower() == "file_source" and not full.exists():
+                raise error(f"file '{rel_props['path']}' of '{rel}' does not exist", node)
+    p = {k.lower(): v for k, v in props.items()}
+    if "failure_strategy" in p:
+        raw = str(p["failure_strategy"])
+        if raw.replace("_", "").lower() not in {s.lower() for s in FAILURE_STRATEGIES}:
+            close = difflib.get_close_matches(raw.replace("_", "").lower(),
+                                              [s.lower() for s in FAILURE_STRATEGIES], n=1, cutoff=0.6)
+            hint = [s for s in FAILURE_STRATEGIES if s.lower() in close]
+            raise error(f"unknown failure_strategy '{raw}'"
+                        + (f"; did you mean {hint[0]}?" if hint else "")
+                        + f" (one of {', '.join(FAILURE_STRATEGIES)})", nodes.get("failure_strategy"), hint)
+    guarantee = str(p.get("delivery.guarantee", "at_least_once")).lower()
+    if guarantee == "exactly_once":
+        raise error("'delivery.guarantee' = 'exactly_once' needs Kafka transactions, which this broker "
+                    "does not support; use 'at_least_once' (the default)", nodes.get("delivery.guarantee"),
+                    ["at_least_once"])
+    if guarantee != "at_least_once":
+        raise _choice("delivery.guarantee", p["delivery.guarantee"], ("at_least_once",), nodes)
+    if "batch.size" in p:
+        _int(p["batch.size"], "batch.size", nodes.get("batch.size"))
+    if "max_retries" in p:
+        _int_or_zero(p["max_retries"], "max_retries", nodes)
+    _check_time_columns(select, p, nodes, catalog)
+
+
+def _int_or_zero(value: Any, key: str, nodes: dict[str, ast.Node]) -> None:
+    try:
+        ok = int(value) >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise error(f"'{key}' must be a whole number (0 or more), got {value!r}", nodes.get(key))
+
+
+def _check_time_columns(select: ast.Select, p: dict[str, Any], nodes: dict[str, ast.Node],
+                        catalog: Any) -> None:
+    """``event.time.field`` and a window's time column must name a column of the declared sources.
+
+    Checked only when every source is declared with columns (an undeclared topic may have any);
+    system columns (``_timestamp``, ...) are the compiler's business.
+    """
+    if catalog is None:
+        return
+    refs = [select.from_, *(j.table for j in select.joins)]
+    entries = [catalog.get(r.name) for r in refs]
+    if any(e is None or not e.columns for e in entries) or any(
+            n.startswith(f"{r.name}.") or (r.alias and n.startswith(f"{r.alias}.")) for n in p for r in refs):
+        return
+    columns = sorted({c for e in entries for c in e.column_names()})
+    field = p.get("event.time.field")
+    if field is not None and str(field).lower() not in columns and not str(field).startswith("_"):
+        raise unknown("column", str(field), columns, nodes.get("event.time.field"))
+    col = select.window.time_column if select.window is not None else None
+    if col is not None and not col.name.startswith("_"):
+        own = columns
+        if col.qualifier is not None:
+            by_alias = {(r.alias or r.name): e for r, e in zip(refs, entries, strict=True)}
+            by_alias.update({r.name: e for r, e in zip(refs, entries, strict=True)})
+            entry = by_alias.get(col.qualifier)
+            if entry is None:
+                raise unknown("relation", col.qualifier, list(by_alias), col)
+            own = entry.column_names()
+        if col.name not in own:
+            raise unknown("column", col.name, own, col)
+
+
+def _int(value: Any, key: str, node: ast.Node | None = None) -> int:
     try:
         out = int(value)
     except (TypeError, ValueError):
-        raise error(f"'{key}' must be an integer, got {value!r}") from None
+        raise error(f"'{key}' must be an integer, got {value!r}", node) from None
     if out <= 0:
-        raise error(f"'{key}' must be positive")
+        raise error(f"'{key}' must be positive", node)
     return out
 
 
@@ -171,6 +282,8 @@ def check_path(path: str, data_dir: str | os.PathLike[str] | None, node: ast.Nod
 def check_interval(interval: ast.Interval, what: str, allow_zero: bool = False) -> int:
     """A duration's milliseconds; zero (unless allowed) or negative durations are errors."""
     ms = interval.millis
+    if ms < 0 and allow_zero:
+        raise error(f"{what} must not be negative", interval)
     if ms < 0 or (ms == 0 and not allow_zero):
         raise error(f"{what} must be a positive duration", interval)
     return ms
@@ -234,25 +347,32 @@ def analytic_calls(expr: Any) -> list[ast.FunctionCall]:
 
 def check_functions(expr: Any) -> None:
     """Unknown functions and wrong argument counts anywhere in ``expr`` (with the signature)."""
-    from .expressions import suggest_functions
-
     for node in walk(expr):
         if isinstance(node, ast.FunctionCall):
             fn = lookup(node.name)
             if fn is None:
-                raise error(f"unknown function {node.name}", node, suggest_functions(node.name))
+                raise unknown_function(node)
             n = len(node.args)
             if node.star and fn.name != "COUNT":
                 raise error(f"{node.name}(*) is not valid; only COUNT(*) takes *", node)
             if not node.star and not fn.accepts(n):
-                raise error(f"wrong number of arguments to {node.name} ({n}): expected {fn.signature}",
+                raise error(f"wrong number of arguments to {node.name}: got {n}, expected {fn.signature}",
                             node)
             if fn.name == "COUNT" and not node.star and n != 1:
-                raise error(f"wrong number of arguments to COUNT: expected {fn.signature}", node)
+                raise error(f"wrong number of arguments to COUNT: got {n}, expected {fn.signature}", node)
             if node.over is not None and fn.kind not in ("aggregate", "analytic"):
                 raise error(f"{node.name} cannot be used with OVER", node)
             if fn.kind == "analytic" and node.over is None:
                 raise error(f"{node.name} needs an OVER (...) clause", node)
+
+
+def unknown_function(node: ast.FunctionCall) -> SqlValidationError:
+    """``unknown function UPPPER; did you mean UPPER?`` at the call."""
+    from .expressions import suggest_functions
+
+    close = suggest_functions(node.name)
+    hint = f"; did you mean {', '.join(close)}?" if close else " (SHOW FUNCTIONS lists them)"
+    return error(f"unknown function {node.name}{hint}", node, close)
 
 
 def check_select_rules(select: ast.Select) -> None:
@@ -275,6 +395,10 @@ def check_select_rules(select: ast.Select) -> None:
         or select.having is not None
     if select.having is not None and analytic_calls(select.having):
         raise error("OVER is not allowed in HAVING", select.having)
+    if select.having is not None and not select.group_by and not aggregates_in(select.having) \
+            and not any(aggregates_in(i.expr) for i in select.items):
+        raise error("HAVING needs an aggregation (GROUP BY or an aggregate function); "
+                    "filter rows with WHERE", select.having, ["WHERE"])
     if select.window is not None and not has_agg:
         raise error("a WINDOW needs an aggregation (GROUP BY or an aggregate function)", select.window)
     if has_agg and any(analytic_calls(i.expr) for i in select.items):

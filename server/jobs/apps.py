@@ -84,7 +84,7 @@ class AppDeployer:
         try:
             for stmt, spec in zip(job_statements, specs, strict=True):
                 try:
-                    job = await self.manager.admit(spec)
+                    job = await self.manager.admit(spec, statement=stmt.statement)
                 except (VeloError, SqlError) as exc:
                     _locate(exc, stmt)
                     raise

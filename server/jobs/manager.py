@@ -23,6 +23,7 @@ from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaAdmin, KafkaSink
 from ..engine.catalog import Catalog
 from ..engine.compile import compile_select
+from ..engine.validate import check_job_properties, parse_duration, unknown
 from ..errors import (
     BadRequestError,
     DuplicateJobError,
@@ -75,6 +76,17 @@ def check_delivery(props: dict[str, Any]) -> None:
         )
     if guarantee != "at_least_once":
         raise ValidationError(f"unknown delivery.guarantee '{guarantee}': use at_least_once")
+
+
+def _relation_node(statement: ast.Statement | None, alias: str) -> ast.Node | None:
+    """The FROM/JOIN reference of a job statement that an input (by its alias) comes from."""
+    query = getattr(statement, "query", None)
+    if not isinstance(query, ast.Select):
+        return None
+    for ref in (query.from_, *(j.table for j in query.joins)):
+        if (ref.alias or ref.name) == alias:
+            return ref
+    return None
 
 
 class MultiJobSqlServer:
@@ -157,7 +169,12 @@ class MultiJobSqlServer:
         if not NAME_RE.fullmatch(job_name):
             raise BadRequestError(f"invalid job name '{job_name}': use a letter, then letters, digits or _ (≤ 64)")
         props = {p.key.lower(): p.value for p in (*stmt.query.properties, *stmt.properties)}
+        overridden = {k.lower() for k in (properties or {})}
+        nodes: dict[str, ast.Node] = {p.key.lower(): p for p in (*stmt.query.properties, *stmt.properties)
+                                      if p.key.lower() not in overridden}
         props.update({k.lower(): v for k, v in (properties or {}).items()})
+        check_job_properties(stmt.query, props, nodes, sink_name=stmt.name, catalog=self.catalog,
+                             data_dir=self.config.data_dir)
         check_delivery(props)
         FailurePolicy.from_properties(job_name, props)  # validates the strategy keys early
         sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
@@ -173,7 +190,7 @@ class MultiJobSqlServer:
             app=app,
             version=version,
             batch_size=_int_property(props, "batch.size", 2000),
-            batch_timeout_ms=_int_property(props, "batch.timeout", 100),
+            batch_timeout_ms=parse_duration(props.get("batch.timeout", 100), "batch.timeout"),
         )
 
     async def deploy_job(
@@ -187,18 +204,21 @@ class MultiJobSqlServer:
         version: str | None = None,
     ) -> JobRuntime:
         """Validate, compile and start a job; returns once it is RUNNING (or has failed)."""
-        spec = self.build_spec(sql, name, properties, statement, app=app, version=version)
-        job = await self.admit(spec)
+        stmt = statement if statement is not None or not sql or not sql.strip() else parse_statement(sql)
+        spec = self.build_spec(sql, name, properties, stmt, app=app, version=version)
+        job = await self.admit(spec, statement=stmt)
         await job.wait_for(_STARTED, _START_TIMEOUT_S)
         return job
 
     async def admit(
-        self, spec: JobSpec, desired: JobState = JobState.RUNNING, persist: bool = True, prepare: bool = True
+        self, spec: JobSpec, desired: JobState = JobState.RUNNING, persist: bool = True, prepare: bool = True,
+        *, statement: ast.Statement | None = None,
     ) -> JobRuntime:
         """Take a slot for ``spec`` and start it (or leave it paused/stopped as ``desired`` says).
 
         ``prepare`` checks the source and creates the sink topics first; a restore skips it when the
-        broker is down, and the job starts DEGRADED, retrying, instead of failing.
+        broker is down, and the job starts DEGRADED, retrying, instead of failing. ``statement``
+        (the job's parsed statement) places an unknown stream's error at its FROM/JOIN.
         """
         async with self._lock:
             existing = self._jobs.get(spec.name)
@@ -208,7 +228,7 @@ class MultiJobSqlServer:
                 raise JobLimitError(f"the server runs its limit of {self.config.max_jobs} jobs; stop one first")
             policy = FailurePolicy.from_properties(spec.name, spec.properties)
             if prepare:
-                await self._prepare_topics(spec, policy)
+                await self._prepare_topics(spec, policy, statement)
             job = JobRuntime(
                 spec,
                 self._source_factory(spec),
@@ -229,12 +249,16 @@ class MultiJobSqlServer:
                 job.start()
         return job
 
-    async def _prepare_topics(self, spec: JobSpec, policy: FailurePolicy) -> None:
+    async def _prepare_topics(self, spec: JobSpec, policy: FailurePolicy,
+                              statement: ast.Statement | None = None) -> None:
         try:
-            counts = [await self.admin.partition_count(i.topic) for i in spec.query.inputs if i.kind == "kafka"]
-            missing = [i.topic for i, n in zip(spec.query.inputs, counts, strict=False) if n is None]
+            kafka_inputs = [i for i in spec.query.inputs if i.kind == "kafka"]
+            counts = [await self.admin.partition_count(i.topic) for i in kafka_inputs]
+            missing = [i for i, n in zip(kafka_inputs, counts, strict=True) if n is None]
             if missing:
-                raise ValidationError(f"unknown stream or topic '{missing[0]}'")
+                topics = [t for t in await self.admin.list_topics() if not t.startswith("_")]
+                raise unknown("stream or topic", missing[0].topic, [*self.catalog.names(), *topics],
+                              _relation_node(statement, missing[0].name))
             partitions = next((n for n in counts if n is not None), 4)
             await self.admin.ensure_topic(spec.sink_topic, partitions)
             if policy.uses_dlq:

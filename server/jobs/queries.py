@@ -22,9 +22,10 @@ from velo.grammar import ast
 from ..connectors.base import ConnectorError, Source
 from ..connectors.formats import json_columns
 from ..connectors.inputs import input_source
-from ..connectors.kafka import KafkaSource, sample_columns
+from ..connectors.kafka import KafkaAdmin, KafkaSource, sample_columns
 from ..engine import CompiledQuery, RowEvent, compile_select
 from ..engine.catalog import Catalog
+from ..engine.validate import unknown
 from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
 
 HEARTBEAT_S = 5.0
@@ -124,9 +125,9 @@ class QueryManager:
             await source.start()
         except ConnectorError as exc:
             await source.stop()
-            if "does not exist" in str(exc):
-                raise ValidationError(f"unknown stream or topic '{select.from_.name}'") from exc
-            raise KafkaUnavailableError(str(exc)) from exc
+            if "does not exist" not in str(exc):
+                raise KafkaUnavailableError(str(exc)) from exc
+            await self._raise_unknown(select, exc)
         if star_columns:
             compiled = compile_select(select, star_columns, **options)
         query = TransientQuery(f"q-{next(self._counter)}-{secrets.token_hex(3)}", sql, client)
@@ -136,6 +137,18 @@ class QueryManager:
         events = self._events(query, select, compiled, source, effective_limit,
                               delay_header=wants_star and not star_columns, options=options)
         return query, events
+
+    async def _raise_unknown(self, select: ast.Select, cause: ConnectorError) -> None:
+        """An unknown source, with the declared names and the broker's topics as suggestions."""
+        admin = KafkaAdmin(self.brokers)
+        try:
+            topics = [t for t in await admin.list_topics() if not t.startswith("_")]
+        except ConnectorError:
+            topics = []
+        finally:
+            await admin.close()
+        known = [*(self.catalog.names() if self.catalog else ()), *topics]
+        raise unknown("stream or topic", select.from_.name, known, select.from_) from cause
 
     async def _events(
         self,

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from velo.grammar.errors import SqlSyntaxError
+from velo.grammar.errors import SqlSyntaxError, SqlValidationError
 from velo.server.errors import (
     BadRequestError,
     DuplicateJobError,
     JobLimitError,
     NotFoundError,
-    ValidationError,
 )
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
@@ -88,7 +87,7 @@ async def test_empty_name_empty_sql_and_invalid_sql(manager: MultiJobSqlServer, 
     with pytest.raises(SqlSyntaxError) as info:
         await manager.deploy_job(f"START JOB bad AS\nSELECT id FORM {source};")
     assert (info.value.line, info.value.column) == (2, 11)
-    with pytest.raises(ValidationError, match="unknown stream or topic"):
+    with pytest.raises(SqlValidationError, match="unknown stream or topic"):
         await manager.deploy_job(job_sql("nosource", "no_such_topic_anywhere"))
     assert manager.list_jobs() == []
 

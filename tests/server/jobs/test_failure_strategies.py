@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from velo.server.errors import ValidationError
+from velo.grammar.errors import SqlValidationError
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
 from velo.server.jobs.runtime import JobState
 
@@ -104,9 +104,9 @@ async def test_fail_batch_fails_the_job_and_commits_nothing(manager: MultiJobSql
 
 
 async def test_unknown_strategy_and_exactly_once_are_rejected(manager: MultiJobSqlServer, source: str) -> None:
-    with pytest.raises(ValidationError, match="unknown failure_strategy"):
+    with pytest.raises(SqlValidationError, match="unknown failure_strategy"):
         await manager.deploy_job(job("x", source, "Ignore"))
-    with pytest.raises(ValidationError, match="transactions"):
+    with pytest.raises(SqlValidationError, match="transactions"):
         await manager.deploy_job(job("y", source, "LogAndContinue", ", 'delivery.guarantee' = 'exactly_once'"))
 
 

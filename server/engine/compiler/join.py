@@ -1,0 +1,282 @@
+"""The join family: stream–table and stream–stream (interval or unbounded) joins, then whatever follows.
+
+The first JOIN becomes the operator (operators/join.py): ``scan0``/``scan1`` decode each side and
+compute its equality key; matched rows go to a projection, an aggregation or OVER, after lookups in
+further file tables (``chain``). ON is split into equality keys, an event-time bound and a residual
+condition applied with WHERE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from velo.grammar import ast
+
+from ..expressions import error
+from ..operators.aggregate import AggregateProcessor
+from ..operators.join import StreamStreamJoin, StreamTableJoin
+from ..operators.output import Output
+from ..operators.over import OverProcessor
+from ..plan import OutputColumn
+from ..processor import Mode, Processor
+from ..time import Watermarks
+from ..validate import analytic_calls, walk
+from .aggregate import AggregatePlanner
+from .codegen import decode_lines, loop
+from .model import CompiledQuery
+from .over import OverPlanner
+from .processors import chained, load_table, post_aggregate, post_over, wrap_post
+from .relations import Relation
+from .sqlutil import conjuncts, sql, with_where
+
+
+class JoinPlanner(AggregatePlanner, OverPlanner):
+    """Compiles joins; aggregation and OVER after a join reuse the other planners."""
+
+    def _join(self, has_agg: bool) -> CompiledQuery:
+        s, cg = self.select, self.cg
+        join = s.joins[0]
+        left, right = self.relations[0], self.relations[1]
+        self_join = left.spec.topic == right.spec.topic and left.spec.kind == right.spec.kind == "kafka" \
+            and right.spec.role != "table"
+        if self_join:
+            right.index = 0
+        keys, bound, residual = self._join_condition(join, left, right)
+        is_table = right.spec.role == "table"
+        if not keys and not is_table:
+            raise error("a stream–stream join needs an equality key (ON a.k = b.k)", join.on)
+        if not keys and not (isinstance(join.on, ast.Literal) and join.on.value is True):
+            raise error("a join needs an equality key (ON a.k = b.k) or ON true", join.on)
+        if is_table and join.kind not in ("inner", "left"):
+            raise error(f"a stream–table join is INNER or LEFT, not {join.kind.upper()}", join)
+        store = self._needed_system() | {"_event_time"}
+        for side, rel in ((0, left), (1, right)):
+            self._keyed_scan(f"scan{side}", rel, [k[side] for k in keys], store)
+        extra = self._extra_tables()
+        variables = {0: "L", 1: "R", **{j: f"T{j}" for j, _, _ in extra}}
+        self._unpack = ", ".join(variables[i] for i in sorted(variables)) + ", m = item"
+        if self_join:
+            # Both relations share input 0, so column access must go by alias, not input index.
+            def access(col: ast.Column) -> str:
+                rel, sub = self._resolve(col)
+                var = "L" if rel is left else "R" if rel is right else f"T{self.relations.index(rel)}"
+                if sub is not None:
+                    assert isinstance(sub, ast.FieldAccess) and isinstance(sub.operand, ast.Column)
+                    return f"_field({var}.get({sub.operand.name!r}), {sub.field!r})"
+                return f"{var}.get({col.name!r})"
+            col_access: Callable[[ast.Column], str] = access
+        else:
+            col_access = self._access(variables, direct=False)
+        ec = cg.compiler(col_access, record_var="m")
+        self._current = ec
+        conds = [c for c in (residual, s.where) if c is not None]
+        kind = "stream-table" if is_table else ("interval" if bound is not None else "unbounded")
+        steps = [f"Join: {join.kind.upper()} {kind} on "
+                 f"{', '.join(sql(a) + ' = ' + sql(b) for a, b in keys) or 'true'}"]
+        if bound is not None:
+            steps.append(f"Join window: right.et - left.et in [-{bound[0]}, {bound[1]}] ms")
+        warnings: tuple[str, ...] = ()
+        if kind == "unbounded":
+            warnings = (f"unbounded stream-stream join: state kept {self.opts.join_ttl_ms} ms, "
+                        f"at most {self.opts.join_max_rows} rows",)
+        has_over = bool(analytic_calls((s.items, s.where)))
+        if has_over:
+            row_unpack = self._unpack.replace(", m = item", " = r")
+            specs_o, names, types, over_steps = self._over_code(col_access, row_unpack, conds)
+            steps += over_steps
+            post_kind = "over"
+        elif has_agg:
+            if residual is not None:
+                self.select = with_where(s, residual)
+            self._pair_access = col_access
+            self._aggregate(pairs=True)
+            agg = self._agg_parts
+            extract, project_fn, specs, wspec, emit, names, types, distinct = agg
+            post_kind = "aggregate"
+        if not has_over and not has_agg:
+            body = [self._unpack]
+            for c in conds:
+                body.append(f"if not {ec.predicate(c)}: continue")
+            ec.substitute = self._alias_substitute(self._allowed)
+            names, values, types = self._projection(self._items(), ec)
+            self._emit_post(body, names, values, types)
+            post_kind = "project"
+        if extra:
+            self._chain_code(extra, col_access)
+            steps += [f"Then: {jn.kind.upper()} JOIN file table {self.relations[j].alias}"
+                      for j, jn, _ in extra]
+        ns = cg.build(left.spec.topic)
+        scan0, scan1 = ns["scan0"], ns["scan1"]
+        opts = self.opts
+        grace = s.window.grace.millis if s.window is not None and s.window.grace is not None else 0
+        pkeys = self._primary_key(names)
+        if post_kind == "aggregate":
+            steps += ["Aggregate after the join"]
+        plan = self._plan("join", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
+                          (emit if post_kind == "aggregate" else "none"), steps, warnings)
+        inputs = self._inputs()
+
+        def factory(mode: Mode) -> Processor:
+            output = Output(mode, names, types, pkeys)
+            watermarks = Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms)
+            if post_kind == "aggregate":
+                aggp = AggregateProcessor(None, project_fn, specs, wspec, emit, output,
+                                          Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
+                                          distinct)
+                post = post_aggregate(extract, aggp)
+            elif post_kind == "over":
+                over = OverProcessor(None, ns["over_inputs"], specs_o, wrap_post(ns[f"post_{mode}"]),
+                                     opts.over_ttl_ms)
+                post = post_over(over)
+            else:
+                post = wrap_post(ns[f"post_{mode}"])
+            if extra:
+                for j, _, _ in extra:  # each run reads the extra tables afresh
+                    table = ns[f"_tab{j}"]
+                    table.clear()
+                    for row, _et, _part, key, _m in load_table(self.relations[j], ns[f"scan{j}"]):
+                        if key is not None:
+                            table[key] = row
+                post = chained(ns["chain"], post)
+            if is_table:
+                fresh_rows = load_table(right, scan1) if right.spec.kind == "file" else None
+                watch = None
+                if right.watch and right.path is not None:
+                    watch = (right.path, lambda: load_table(right, scan1))
+                return StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
+                                       join.kind == "left", fresh_rows, watch)
+            before, after = (None, None) if bound is None else bound
+            return StreamStreamJoin(scan0, scan1, post, join.kind, before, after, grace,
+                                    opts.join_ttl_ms, opts.join_max_rows, watermarks, self_join)
+
+        return CompiledQuery(plan, inputs, cg.source, factory)
+
+    def _keyed_scan(self, name: str, rel: Relation, key_exprs: list[ast.Expr], store: set[str]) -> None:
+        """``name(batch)``: ``rel``'s records as (row, event time, partition, join key, record).
+
+        Every column of the key expressions is read from the one decoded row ``r``; a key with a
+        NULL part is None (it matches nothing).
+        """
+        lines = decode_lines(self.cg, rel, True, store)
+        ec = self.cg.compiler(self._access({rel.index: "r", 0: "r"}, direct=False), record_var=None)
+        lines.append("key = (" + "".join(f"{ec.compile(k)}, " for k in key_exprs) + ")")
+        lines.append("if None in key: key = None")
+        lines.append("append((r, et, m.partition, key, m))")
+        self.cg.add(loop(lines, name))
+
+    def _extra_tables(self) -> list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]]:
+        """Joins after the first: file-table lookups keyed by equalities with earlier relations."""
+        out = []
+        for j, jn in enumerate(self.select.joins[1:], start=2):
+            rel = self.relations[j]
+            if rel.spec.role != "table" or rel.spec.kind != "file":
+                raise error("a second or later JOIN must be a file table in this version", jn.table)
+            if jn.kind not in ("inner", "left"):
+                raise error(f"a join with a table is INNER or LEFT, not {jn.kind.upper()}", jn)
+            keys: list[tuple[ast.Expr, ast.Expr]] = []
+            for c in conjuncts(jn.on):
+                if isinstance(c, ast.Literal) and c.value is True:
+                    continue
+                if isinstance(c, ast.BinaryOp) and c.op == "=":
+                    a, b = self._relations_of(c.left), self._relations_of(c.right)
+                    if b == {j} and a and max(a) < j:
+                        keys.append((c.left, c.right))
+                        continue
+                    if a == {j} and b and max(b) < j:
+                        keys.append((c.right, c.left))
+                        continue
+                raise error("a table join's ON must be equalities with earlier relations (or true)", c)
+            out.append((j, jn, keys))
+        return out
+
+    def _relations_of(self, e: ast.Expr) -> set[int]:
+        found = set()
+        for n in walk(e):
+            if isinstance(n, ast.Column):
+                rel, _ = self._resolve(n)
+                found.add(self.relations.index(rel))
+        return found
+
+    def _chain_code(self, extra: list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]],
+                    access: Callable[[ast.Column], str]) -> None:
+        """``scan{j}`` per extra table (its side of the keys) and ``chain``, which looks them up."""
+        cg = self.cg
+        store = self._needed_system() | {"_event_time"}
+        for j, _, keys in extra:
+            self._keyed_scan(f"scan{j}", self.relations[j], [k[1] for k in keys], store)
+            cg.namespace[f"_tab{j}"] = {}
+        ec = cg.compiler(access, record_var=None)
+        body = ["L, R, m = item"]
+        names = ["L", "R"]
+        for j, jn, keys in extra:
+            body.append("k = (" + "".join(f"{ec.compile(k[0])}, " for k in keys) + ")")
+            body.append(f"T{j} = None if None in k else _tab{j}.get(k)")
+            miss = f"T{j} = {{}}" if jn.kind == "left" else "continue"
+            body.append(f"if T{j} is None: {miss}")
+            names.append(f"T{j}")
+        body.append(f"append(({', '.join(names)}, m))")
+        cg.add(loop(body, "chain", item="item", record="item[-1]"))
+
+    def _join_condition(self, join: ast.Join, left: Relation, right: Relation) -> tuple[
+            list[tuple[ast.Expr, ast.Expr]], tuple[int, int] | None, ast.Expr | None]:
+        """Equality keys (left expr, right expr), the time bound, and the rest of ON."""
+        keys: list[tuple[ast.Expr, ast.Expr]] = []
+        rest: list[ast.Expr] = []
+        bound: tuple[int, int] | None = None
+        if join.within is not None:
+            ms = join.within.millis
+            bound = (ms, ms)
+        for c in conjuncts(join.on):
+            if isinstance(c, ast.Literal) and c.value is True:
+                continue
+            if isinstance(c, ast.BinaryOp) and c.op == "=":
+                sl, sr = self._side(c.left, left, right), self._side(c.right, left, right)
+                if sl == 0 and sr == 1:
+                    keys.append((c.left, c.right))
+                    continue
+                if sl == 1 and sr == 0:
+                    keys.append((c.right, c.left))
+                    continue
+            b = self._time_bound(c, left, right)
+            if b is not None:
+                bound = b
+                continue
+            rest.append(c)
+        residual: ast.Expr | None = None
+        for c in rest:
+            residual = c if residual is None else ast.BinaryOp("AND", residual, c)
+        return keys, bound, residual
+
+    def _side(self, e: ast.Expr, left: Relation, right: Relation) -> int | None:
+        sides = set()
+        for n in walk(e):
+            if isinstance(n, ast.Column):
+                rel, _ = self._resolve(n)
+                sides.add(0 if rel is left else 1)
+        return sides.pop() if len(sides) == 1 else None
+
+    def _time_bound(self, c: ast.Expr, left: Relation, right: Relation) -> tuple[int, int] | None:
+        """``b._event_time BETWEEN a._event_time - x AND a._event_time + y`` → (x, y) in ms."""
+        if not isinstance(c, ast.Between) or c.negated:
+            return None
+        if not (isinstance(c.operand, ast.Column) and c.operand.name == "_event_time"):
+            return None
+
+        def offset(e: ast.Expr) -> tuple[ast.Column, int] | None:
+            if isinstance(e, ast.Column) and e.name == "_event_time":
+                return e, 0
+            if isinstance(e, ast.BinaryOp) and e.op in "+-" and isinstance(e.left, ast.Column) \
+                    and e.left.name == "_event_time" and isinstance(e.right, ast.Interval | ast.Literal):
+                ms = e.right.millis if isinstance(e.right, ast.Interval) else int(e.right.value or 0)
+                return e.left, ms if e.op == "+" else -ms
+            return None
+
+        lo, hi = offset(c.low), offset(c.high)
+        if lo is None or hi is None:
+            return None
+        operand_side = self._side(c.operand, left, right)
+        if operand_side == 1:  # right.et in [left.et + lo, left.et + hi]
+            return -lo[1], hi[1]
+        if operand_side == 0:  # left.et in [right.et + lo, right.et + hi] → right - left in [-hi, -lo]
+            return hi[1], -lo[1]
+        return None

@@ -1,0 +1,109 @@
+"""Relation resolution: a FROM/JOIN name becomes a ``Relation`` (inline WITH, catalog entry or topic).
+
+dialect.md §2: an inline ``'<name>.*'`` definition (completed by a catalog entry of that name), else a
+catalog entry, else a bare Kafka topic whose schema is inferred from its records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from velo.grammar import ast
+
+from ...connectors.files import file_columns
+from ..catalog import Catalog, CatalogEntry
+from ..expressions import error
+from ..validate import JobOptions, check_path
+from .model import InputSpec
+
+SYSTEM_COLUMNS = ("_key", "_timestamp", "_event_time", "_partition", "_offset", "_topic")
+
+
+@dataclass
+class Relation:
+    """A resolved FROM/JOIN relation."""
+
+    name: str
+    alias: str
+    index: int  # input index (a self-join's two relations share one input)
+    spec: InputSpec
+    columns: list[str] | None  # None: unknown (schema inferred from records)
+    types: dict[str, ast.DataType] = field(default_factory=dict)
+    key_column: str | None = None
+    ts_field: str | None = None
+    ts_format: str = "epoch_millis"
+    delimiter: str = ","
+    has_headers: bool = True
+    path: Path | None = None
+    watch: bool = False
+
+    def has(self, column: str) -> bool:
+        return self.columns is None or column in self.columns or column in SYSTEM_COLUMNS
+
+
+def resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Catalog | None,
+                      data_dir: Any, opts: JobOptions, index: int,
+                      star_columns: Sequence[str] | None) -> Relation:
+    alias = ref.alias or ref.name
+    props = inline.get(ref.name) or inline.get(alias)
+    entry = catalog.get(ref.name) if catalog is not None else None
+    if props is not None and str(props.get("type", "kafka_source")).lower() in ("kafka_source",
+                                                                              "file_source"):
+        kind = "file" if str(props.get("type", "")).lower() == "file_source" else "kafka"
+        fmt = str(props.get("format", "json")).lower()
+        topic = str(props.get("topic") or props.get("topic.name") or ref.name)
+        rel = Relation(ref.name, alias, index, InputSpec(alias, topic, kind, fmt), None)
+        rel.delimiter = str(props.get("delimiter", ","))
+        rel.has_headers = str(props.get("has_headers", "true")).lower() != "false"
+        rel.watch = str(props.get("watch", "false")).lower() == "true"
+        if kind == "file":
+            if not props.get("path"):
+                raise error(f"'{ref.name}.path' is required for a file_source", ref)
+            rel.path = check_path(str(props["path"]), data_dir, ref)
+            if not rel.path.exists():
+                raise error(f"file '{props['path']}' of '{ref.name}' does not exist", ref)
+            rel.columns = file_columns(rel.path, fmt, rel.delimiter) or None
+            rel.spec = InputSpec(alias, topic, "file", fmt, str(rel.path), "table")
+        if entry is not None:
+            apply_entry(rel, entry)
+        if rel.ts_field is None and rel.spec.role != "table":  # a table row has no event time
+            rel.ts_field = opts.event_time_field
+        return rel
+    if entry is not None:
+        kind = "file" if entry.source_type == "file_source" else "kafka"
+        role = "table" if entry.kind == "table" or kind == "file" else "stream"
+        rel = Relation(ref.name, alias, index,
+                       InputSpec(alias, entry.topic or ref.name, kind, entry.format, entry.path, role),
+                       None)
+        if kind == "file":
+            assert entry.path is not None
+            rel.path = check_path(entry.path, data_dir, ref)
+            rel.spec = InputSpec(alias, entry.topic or ref.name, kind, entry.format, str(rel.path), role)
+        apply_entry(rel, entry)
+        if rel.ts_field is None and role != "table":
+            rel.ts_field = opts.event_time_field
+        return rel
+    rel = Relation(ref.name, alias, index, InputSpec(alias, ref.name), None)
+    if star_columns is not None and index == 0:
+        rel.columns = list(star_columns)
+    rel.ts_field = opts.event_time_field
+    return rel
+
+
+def apply_entry(rel: Relation, entry: CatalogEntry) -> None:
+    if entry.columns:
+        rel.columns = entry.column_names()
+        for c in entry.columns:
+            t = c.data_type
+            if t is not None:
+                rel.types[c.name] = t
+    rel.key_column = entry.key_column
+    rel.ts_field = entry.timestamp
+    rel.ts_format = entry.timestamp_format or "epoch_millis"
+    rel.delimiter = str(entry.options.get("delimiter", ","))
+    rel.has_headers = str(entry.options.get("has_headers", "true")).lower() != "false"
+    rel.watch = str(entry.options.get("watch", "false")).lower() == "true"
+
