@@ -6,7 +6,7 @@ For each family the same input topic (JSON trades, 4 partitions, event time ``ts
 processed twice on the same embedded broker in the same run:
   * raw:  getmany → orjson → the family's work written by hand in plain Python → batch produce
   * velo: a Velo job (MultiJobSqlServer) running the equivalent SQL, timed from its first batch to
-          the moment it has read every record (the consumer-group join is not part of throughput)
+          the moment it has read every record
 The ratio velo/raw is the figure that matters (architecture.md, "Measure against the floor").
 """
 
@@ -244,16 +244,14 @@ async def _velo(manager: MultiJobSqlServer, name: str, sql: str, n: int) -> floa
 
 
 async def run(brokers: str, n: int, families: list[str]) -> dict[str, tuple[float, float]]:
-    import os
     import tempfile
 
     data_dir = Path(tempfile.mkdtemp(prefix="velo-bench-"))
     (data_dir / "ref.csv").write_text("symbol,sector\n" + "".join(f"{k},{v}\n" for k, v in SECTORS.items()))
-    os.environ["VELO_DATA_DIR"] = str(data_dir)
     source = f"bench_engine_{uuid.uuid4().hex[:6]}"
     await create_topic(brokers, source, PARTITIONS)
     await _fill(brokers, source, n)
-    manager = MultiJobSqlServer(ManagerConfig(brokers, max_jobs=50))
+    manager = MultiJobSqlServer(ManagerConfig(brokers, max_jobs=50, data_dir=data_dir))
     results: dict[str, tuple[float, float]] = {}
     try:
         for fam in families:

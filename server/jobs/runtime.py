@@ -347,28 +347,29 @@ class JobRuntime:
         """Call ``fn`` until it succeeds; DEGRADED while it fails or hangs, back to RUNNING after.
 
         A call still pending after ``_SLOW_S`` (a producer waiting out a broker outage) already
-        shows DEGRADED: the user sees the trouble when it starts, not when a timeout expires.
+        shows DEGRADED: the user sees the trouble when it starts, not when a timeout expires. The
+        watch is a timer, not a task, so the common case (it answers at once) costs next to nothing.
         """
         delay = _BACKOFF_START
-        degraded = False
+        slow: list[bool] = []
+
+        def mark_slow() -> None:
+            slow.append(True)
+            self._set_state(JobState.DEGRADED, f"{what}: waiting for Kafka")
+
         while True:
-            call = asyncio.ensure_future(fn(*args))
+            timer = asyncio.get_running_loop().call_later(_SLOW_S, mark_slow)
             try:
-                done, _ = await asyncio.wait({call}, timeout=_SLOW_S)
-                if not done:
-                    degraded = True
-                    self._set_state(JobState.DEGRADED, f"{what}: waiting for Kafka")
-                await call
+                await fn(*args)
             except ConnectorError as exc:
-                degraded = True
+                slow.append(True)
                 self._set_state(JobState.DEGRADED, f"{what}: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_CAP)
                 continue
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-            if degraded:
+            finally:
+                timer.cancel()
+            if slow:
                 self._set_state(JobState.RUNNING, "recovered")
             return
 
