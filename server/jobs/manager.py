@@ -64,20 +64,6 @@ def _int_property(props: dict[str, Any], key: str, default: int) -> int:
         raise ValidationError(f"property '{key}' must be an integer, got {value!r}") from None
 
 
-def check_delivery(props: dict[str, Any]) -> None:
-    """Reject a delivery guarantee the broker cannot give, before anything starts."""
-    guarantee = str(props.get("delivery.guarantee", "at_least_once")).lower()
-    if guarantee == "exactly_once":
-        # Tansu (the embedded broker) has no producer ids: InitProducerId fails, so Kafka transactions
-        # cannot work. Refusing here beats a job that fails at start with an UnknownError.
-        raise ValidationError(
-            "'delivery.guarantee' = 'exactly_once' needs Kafka transactions, which this broker does not "
-            "support; use 'at_least_once' (the default)"
-        )
-    if guarantee != "at_least_once":
-        raise ValidationError(f"unknown delivery.guarantee '{guarantee}': use at_least_once")
-
-
 def _relation_node(statement: ast.Statement | None, alias: str) -> ast.Node | None:
     """The FROM/JOIN reference of a job statement that an input (by its alias) comes from."""
     query = getattr(statement, "query", None)
@@ -175,7 +161,6 @@ class MultiJobSqlServer:
         props.update({k.lower(): v for k, v in (properties or {}).items()})
         check_job_properties(stmt.query, props, nodes, sink_name=stmt.name, catalog=self.catalog,
                              data_dir=self.config.data_dir)
-        check_delivery(props)
         FailurePolicy.from_properties(job_name, props)  # validates the strategy keys early
         sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
         query = compile_select(stmt.query, catalog=self.catalog, properties=props,
