@@ -59,7 +59,7 @@ async def consume(brokers: str, topic: str, expected: int, timeout: float = 30.0
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                out += [orjson.loads(r.value) for r in records]
+                out += [None if r.value is None else orjson.loads(r.value) for r in records]  # None: tombstone
             if len(out) >= expected:
                 reached = reached or time.monotonic()
                 if time.monotonic() - reached >= settle:

@@ -45,8 +45,8 @@ class Record:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
-OutputRow = tuple[bytes | None, bytes]
-"""One output record: (message key, encoded value)."""
+OutputRow = tuple[bytes | None, bytes | None]
+"""One output record: (message key, encoded value); a None value is a tombstone (a retracted key)."""
 
 Headers = Sequence[tuple[str, bytes]]
 

@@ -127,7 +127,8 @@ class FileSink(Sink):
     async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
         try:
             with self.path.open("ab") as f:
-                f.write(b"".join(value + b"\n" for _key, value in rows))
+                # A file has no keys to retract: tombstones (None values) are not written.
+                f.write(b"".join(value + b"\n" for _key, value in rows if value is not None))
         except OSError as exc:
             raise ConnectorError(f"cannot write '{self.path}': {exc}") from exc
 

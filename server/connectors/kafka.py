@@ -247,7 +247,7 @@ class KafkaSink(Sink):
         if not rows:
             return
         n = len(self._partitions)
-        by_partition: dict[int, list[tuple[bytes | None, bytes, Headers]]] = {}
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, Headers]]] = {}
         spread = self._partitions[next(self._next) % n]
         partition_of = self._partition_of
         if len(partition_of) > _PARTITION_MEMO:
@@ -268,7 +268,7 @@ class KafkaSink(Sink):
         except KafkaError as exc:
             raise ConnectorError(f"write to '{self.topic}' failed: {exc}") from exc
 
-    async def _send(self, partition: int, rows: Iterable[tuple[bytes | None, bytes, Headers]]) -> list[Any]:
+    async def _send(self, partition: int, rows: Iterable[tuple[bytes | None, bytes | None, Headers]]) -> list[Any]:
         futures = []
         batch = self._producer.create_batch()
         for key, value, headers in rows:
@@ -277,7 +277,7 @@ class KafkaSink(Sink):
                     futures.append(await self._producer.send_batch(batch, self.topic, partition=partition))
                     batch = self._producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    raise RecordTooLargeError(f"a {len(value)}-byte record does not fit a Kafka batch")
+                    raise RecordTooLargeError(f"a {len(value or b'')}-byte record does not fit a Kafka batch")
         if batch.record_count():
             futures.append(await self._producer.send_batch(batch, self.topic, partition=partition))
         return futures

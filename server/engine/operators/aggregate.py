@@ -176,8 +176,7 @@ class AggregateProcessor:
             for dk, dstart in deleted:
                 if (dk, dstart) in self._emitted:
                     self._emitted.discard((dk, dstart))
-                    if self._out.mode == "rows":
-                        rows.append(self._out.row([], [*dk, dstart], "delete"))
+                    rows.append(self._out.row([], [*dk, dstart], "delete"))
             for sk in changed:
                 self._emit_changed(rows, sk)
         rows += self._close(wm.current)
@@ -264,8 +263,7 @@ class AggregateProcessor:
         if values is None:  # HAVING is false: retract a row sent before
             if track and ident in self._emitted:
                 self._emitted.discard(ident)
-                if self._out.mode == "rows":
-                    rows.append(self._out.row([], key, "delete"))
+                rows.append(self._out.row([], key, "delete"))
             return
         if track and not self._final:
             self._emitted.add(ident)

@@ -2,7 +2,8 @@
 
 JSON values are encoded with orjson; DECIMAL becomes a JSON number, TIMESTAMP columns ISO-8601
 strings (dialect.md §4). The Kafka key is the PRIMARY KEY columns (several joined with ``|``), else
-the operator's key (group key [+ window start]), else the source record's key.
+the operator's key (group key [+ window start]), else the source record's key. A retracted row
+(``delete``) is written as a tombstone: the operator's key with a null value.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class Output:
         """One output row; ``key`` is the operator's key, ``record_key`` the source record's."""
         if self.mode == "rows":
             return RowEvent(values, op, key)
+        if op == "delete":
+            # A retraction becomes a tombstone (null value) under the row's key: consumers of an upsert
+            # topic (a compacted topic, a table) then drop the key. Its values are gone, so the key is
+            # the operator's (group key [+ window start]).
+            return (key_bytes(key or ()), None)
         if self.primary_key:
             kb = key_bytes([values[i] for i in self.primary_key])
         elif key is not None:
