@@ -3,7 +3,7 @@
 Formats: ``table`` (psql-style aligned box), ``vertical`` (one ``column | value`` block per row),
 ``json`` (an array of objects), ``jsonl`` (one object per line), ``csv`` and ``tsv`` (header line first).
 Streamed results use :func:`stream_printer`, which prints a header at once and each row as it arrives,
-sizing columns from their names and types (widening when a longer value comes along).
+sizing columns from their names and types (a longer value reprints the header, wider).
 :class:`LiveTable` keeps the latest row per key for ``EMIT CHANGES`` aggregates and renders a frame.
 Errors render with a caret under the offending column (:func:`format_error`).
 """
@@ -244,7 +244,7 @@ class StreamPrinter(Protocol):
 
 @dataclass
 class TableStreamPrinter:
-    """Aligned rows under a header printed at once; a column widens when a longer value arrives."""
+    """Aligned rows under a header printed at once; a longer value widens its column under a new header."""
 
     columns: Sequence[str]
     types: Sequence[str] = ()
@@ -267,11 +267,17 @@ class TableStreamPrinter:
     def row(self, values: Sequence[Any], op: str | None = None) -> str:
         cells = [format_cell(v) for v in _fit(values, len(self.columns))]
         out = []
+        widened = False
         for i, c in enumerate(cells):
-            self.widths[i] = max(self.widths[i], display_width(c))
+            if display_width(c) > self.widths[i]:
+                self.widths[i] = display_width(c)
+                widened = True
             out.append(_pad(c, self.widths[i], self.numeric[i] or is_numeric(values[i] if i < len(values) else None)))
         suffix = f"  ({op})" if self.show_op and op and op != "insert" else ""
-        return "| " + " | ".join(out) + " |" + suffix + "\n"
+        line = "| " + " | ".join(out) + " |" + suffix + "\n"
+        # Rows already on screen cannot move: a wider value gets a fresh header at the new widths, so
+        # the rows from here on line up under it instead of pushing past the old borders.
+        return self.header() + line if widened else line
 
     def footer(self) -> str:
         return self._border() + "\n"

@@ -97,6 +97,10 @@ def test_stream_table_printer_prints_header_at_once_and_widens() -> None:
     assert len(first.rstrip("\n")) == len(head[0])  # sized from types: fits under the header
     long = p.row(["A" * 30, 2.0])
     assert "A" * 30 in long  # never truncated
+    reprinted = long.splitlines()
+    assert len(reprinted) == 4 and reprinted[1].startswith("| symbol")  # a fresh header at the new widths
+    assert len({len(line) for line in reprinted}) == 1  # header and the long row line up
+    assert p.row(["MSFT", 3.0]).count("\n") == 1  # no header again while the widths hold
     assert p.footer().startswith("+")
 
 
