@@ -26,8 +26,9 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from velo.server.connectors.embedded_kafka import EmbeddedKafka, free_port
+
+from tests.kafka_helpers import create_topic
 
 
 def start_server(brokers: str, data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -46,15 +47,6 @@ def start_server(brokers: str, data_dir: Path, *extra: str) -> tuple[subprocess.
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("velo-server did not start")
-
-
-async def create_topic(brokers: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -12,26 +12,14 @@ records twice. The uncommitted batch is where a redeploy resumes, once the input
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..errors import ValidationError
+from ..engine.validate import FAILURE_STRATEGIES, parse_duration
 
-STRATEGIES = {"logandcontinue": "LogAndContinue", "sendtodlq": "SendToDLQ", "failbatch": "FailBatch",
-              "retrywithbackoff": "RetryWithBackoff"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-
-
-def duration_ms(value: Any, key: str) -> int:
-    """A duration property (``100ms``, ``2s``, ``1m`` or a number of ms) in milliseconds."""
-    match = _DURATION.match(str(value))
-    if match is None:
-        raise ValidationError(f"property '{key}' must be a duration such as 100ms, 2s or 1m; got {value!r}")
-    return int(float(match.group(1)) * _UNIT_MS[(match.group(2) or "ms").lower()])
+STRATEGIES = {s.lower(): s for s in FAILURE_STRATEGIES}  # the spellings validate.py accepts
 
 
 @dataclass(frozen=True)
@@ -50,23 +38,18 @@ class FailurePolicy:
 
     @classmethod
     def from_properties(cls, job: str, props: dict[str, Any]) -> FailurePolicy:
+        """The policy of a job whose properties ``check_job_properties`` (engine/validate.py) accepted.
+
+        Validation — with the offending property's position and a "did you mean" — happens there,
+        once; this only reads the values.
+        """
         raw = str(props.get("failure_strategy", "LogAndContinue"))
-        strategy = STRATEGIES.get(raw.replace("_", "").lower())
-        if strategy is None:
-            raise ValidationError(f"unknown failure_strategy '{raw}': use one of {', '.join(STRATEGIES.values())}")
-        late = str(props.get("late.data.strategy", "drop")).lower()
-        if late not in ("drop", "dead_letter"):
-            raise ValidationError(f"unknown late.data.strategy '{late}': use drop or dead_letter")
-        try:
-            retries = int(props.get("max_retries", 3))
-        except (TypeError, ValueError):
-            raise ValidationError("property 'max_retries' must be an integer") from None
         return cls(
-            strategy=strategy,
-            max_retries=max(0, retries),
-            retry_backoff_ms=duration_ms(props.get("retry_backoff", 100), "retry_backoff"),
+            strategy=STRATEGIES[raw.replace("_", "").lower()],
+            max_retries=max(0, int(props.get("max_retries", 3))),
+            retry_backoff_ms=parse_duration(props.get("retry_backoff", 100), "retry_backoff"),
             dlq_topic=str(props.get("dlq.topic") or f"{job}-dlq"),
-            late_strategy=late,
+            late_strategy=str(props.get("late.data.strategy", "drop")).lower(),
         )
 
 

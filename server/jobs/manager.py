@@ -31,7 +31,6 @@ from ..errors import (
     JobLimitError,
     KafkaUnavailableError,
     NotFoundError,
-    ValidationError,
 )
 from .failures import FailurePolicy
 from .model import LIVE_STATES, JobSpec, JobState
@@ -54,14 +53,6 @@ class ManagerConfig:
     brokers: str
     max_jobs: int = 100
     data_dir: Path | None = None  # file sources and sinks must lie under it
-
-
-def _int_property(props: dict[str, Any], key: str, default: int) -> int:
-    value = props.get(key, default)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"property '{key}' must be an integer, got {value!r}") from None
 
 
 def _relation_node(statement: ast.Statement | None, alias: str) -> ast.Node | None:
@@ -161,7 +152,6 @@ class MultiJobSqlServer:
         props.update({k.lower(): v for k, v in (properties or {}).items()})
         check_job_properties(stmt.query, props, nodes, sink_name=stmt.name, catalog=self.catalog,
                              data_dir=self.config.data_dir)
-        FailurePolicy.from_properties(job_name, props)  # validates the strategy keys early
         sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
         query = compile_select(stmt.query, catalog=self.catalog, properties=props,
                                data_dir=self.config.data_dir, sink_name=stmt.name)
@@ -174,7 +164,7 @@ class MultiJobSqlServer:
             properties=props,
             app=app,
             version=version,
-            batch_size=_int_property(props, "batch.size", 2000),
+            batch_size=int(str(props.get("batch.size", 2000))),  # validated by check_job_properties
             batch_timeout_ms=parse_duration(props.get("batch.timeout", 100), "batch.timeout"),
         )
 
