@@ -405,6 +405,7 @@ class Select(Node):
     group_by: tuple[Expr, ...] = ()
     having: Expr | None = None
     window: Window | None = None
+    emit_span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)  # errors about EMIT
 
 
 # ---------------------------------------------------------------- statements

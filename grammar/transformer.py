@@ -176,10 +176,11 @@ class Builder(ExpressionRules):
                 if windows:
                     raise self.error("A query can have only one WINDOW clause", _start(window))
                 windows.append(window)
+        emit, emit_span = clauses.get("emit", (None, None))
         return a.Select(
             items, table, clauses.get("where"), distinct, clauses.get("limit"),
-            clauses.get("emit"), clauses.get("with", ()), joins, clauses.get("group", ()),
-            clauses.get("having"), windows[0] if windows else None, span=self.span(s, e),
+            emit, clauses.get("with", ()), joins, clauses.get("group", ()),
+            clauses.get("having"), windows[0] if windows else None, span=self.span(s, e), emit_span=emit_span,
         )  # fmt: skip
 
     def select_items(self, kids: Kids, s: int, e: int) -> tuple[a.SelectItem, ...]:
@@ -237,7 +238,7 @@ class Builder(ExpressionRules):
         return Part("having", (kids[1], kids[2] if len(kids) > 2 else None)) if kids else None
 
     def emit_part(self, kids: Kids, s: int, e: int) -> Part | None:
-        return Part("emit", (kids[1].value.lower(), None)) if kids else None
+        return Part("emit", ((kids[1].value.lower(), self.span(s, e)), None)) if kids else None
 
     def limit_part(self, kids: Kids, s: int, e: int) -> Part | None:
         return Part("limit", (kids[0].value, None)) if kids else None

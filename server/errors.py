@@ -2,15 +2,16 @@
 
     VeloError                 base: a code, an HTTP status and a user-facing message
     ├── BadRequestError       400 bad_request       malformed request or an unsupported statement here
-    ├── ValidationError       400 sql_validation    the SQL parses but cannot run (unknown source, …)
     ├── NotFoundError         404 not_found         no such job / query / stream
     ├── DuplicateJobError     409 duplicate_job     a live job already has that name
     ├── InvalidStateError     409 invalid_state     e.g. resume of a job that is not paused
     ├── JobLimitError         429 job_limit         max_jobs live jobs already
     └── KafkaUnavailableError 503 kafka_unavailable the broker cannot be reached
 
-Syntax errors come from the grammar (``velo.grammar.errors.SqlError``); the HTTP layer maps both
-families onto the one error shape of the API. Nothing else is ever shown to a user.
+SQL errors come from the grammar's family (``velo.grammar.errors``): ``SqlSyntaxError`` (400 sql_syntax)
+and ``SqlValidationError`` (400 sql_validation: the SQL parses but cannot run — unknown source, bad
+property, a job of an app that did not start). The HTTP layer maps both families onto the one error shape
+of the API. Nothing else is ever shown to a user.
 """
 
 from __future__ import annotations
@@ -36,10 +37,6 @@ class VeloError(Exception):
 
 class BadRequestError(VeloError):
     code, status = "bad_request", 400
-
-
-class ValidationError(VeloError):
-    code, status = "sql_validation", 400
 
 
 class NotFoundError(VeloError):

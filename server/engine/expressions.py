@@ -176,14 +176,15 @@ def _is_constant(code: str) -> bool:
     return value is not None
 
 
-def position(node: ast.Node | None) -> dict[str, int]:
-    """``line``/``column`` keyword arguments of a node's span (for SqlValidationError)."""
-    if node is None or node.span is None:
+def position(node: ast.Node | ast.Span | None) -> dict[str, int]:
+    """``line``/``column`` keyword arguments of a node's span, or of a span (for SqlValidationError)."""
+    span = node.span if isinstance(node, ast.Node) else node
+    if span is None:
         return {}
-    return {"line": node.span.line, "column": node.span.column}
+    return {"line": span.line, "column": span.column}
 
 
-def error(message: str, node: ast.Node | None = None,
+def error(message: str, node: ast.Node | ast.Span | None = None,
           suggestions: list[str] | None = None) -> SqlValidationError:
     """A validation error placed at ``node``."""
     return SqlValidationError(message, suggestions=suggestions, **position(node))

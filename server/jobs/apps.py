@@ -13,9 +13,9 @@ from typing import Any
 
 from velo.grammar import ast
 from velo.grammar.apps import AppStatement, parse_app
-from velo.grammar.errors import SqlError
+from velo.grammar.errors import SqlError, SqlValidationError
 
-from ..errors import BadRequestError, DuplicateJobError, JobLimitError, NotFoundError, ValidationError, VeloError
+from ..errors import BadRequestError, DuplicateJobError, JobLimitError, NotFoundError, VeloError
 from .manager import MultiJobSqlServer
 from .model import LIVE_STATES, JobSpec, JobState
 from .runtime import JobRuntime
@@ -91,7 +91,7 @@ class AppDeployer:
                 started.append(job)
             for stmt, job in zip(job_statements, started, strict=True):
                 if await job.wait_for(_STARTED, _START_TIMEOUT_S) in (JobState.FAILED, JobState.STARTING):
-                    error = ValidationError(f"job '{job.name}' did not start: {job.error or 'timed out'}")
+                    error = SqlValidationError(f"job '{job.name}' did not start: {job.error or 'timed out'}")
                     _locate(error, stmt)
                     raise error
         except BaseException:

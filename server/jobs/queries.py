@@ -25,8 +25,8 @@ from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaAdmin, KafkaSource, sample_columns
 from ..engine import CompiledQuery, RowEvent, compile_select
 from ..engine.catalog import Catalog
-from ..engine.validate import unknown
-from ..errors import KafkaUnavailableError, NotFoundError, ValidationError
+from ..engine.validate import check_job_properties, unknown
+from ..errors import KafkaUnavailableError, NotFoundError
 
 HEARTBEAT_S = 5.0
 _POLL_MS = 200
@@ -107,12 +107,13 @@ class QueryManager:
         """
         props = {k.lower(): v for k, v in properties.items()}
         props.update({p.key.lower(): p.value for p in select.properties})
-        offset_reset = str(props.get("auto.offset.reset", "latest")).lower()
-        if offset_reset not in ("earliest", "latest"):
-            raise ValidationError("'auto.offset.reset' must be 'earliest' or 'latest'")
+        # The job checks, placed at the WITH property (a request's own properties have no position).
+        check_job_properties(select, props, {p.key.lower(): p for p in select.properties},
+                             catalog=self.catalog, data_dir=self.data_dir)
         wants_star = any(isinstance(i.expr, ast.Star) for i in select.items)
         options: dict[str, Any] = {"catalog": self.catalog, "properties": props, "data_dir": self.data_dir}
         compiled = compile_select(select, **options)  # validates before anything touches Kafka
+        offset_reset = str(props.get("auto.offset.reset", "latest")).lower()
         first = compiled.inputs[0]
         if len(compiled.inputs) > 1 or first.kind != "kafka":
             source = input_source(compiled.inputs, self.brokers, group_id=None, offset_reset=offset_reset)

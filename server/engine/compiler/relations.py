@@ -47,6 +47,16 @@ class Relation:
 def resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Catalog | None,
                       data_dir: Any, opts: JobOptions, index: int,
                       star_columns: Sequence[str] | None) -> Relation:
+    rel = _resolve(ref, inline, catalog, data_dir, index, star_columns)
+    # A table row has no event time. The query's 'event.time.field' is more specific than a
+    # declaration's TIMESTAMP column, so it wins over it.
+    if rel.spec.role != "table" and (rel.ts_field is None or opts.event_time_field is not None):
+        rel.ts_field = opts.event_time_field  # checked against declared columns by check_job_properties
+    return rel
+
+
+def _resolve(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Catalog | None,
+             data_dir: Any, index: int, star_columns: Sequence[str] | None) -> Relation:
     alias = ref.alias or ref.name
     props = inline.get(ref.name) or inline.get(alias)
     entry = catalog.get(ref.name) if catalog is not None else None
@@ -69,8 +79,6 @@ def resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catal
             rel.spec = InputSpec(alias, topic, "file", fmt, str(rel.path), "table")
         if entry is not None:
             apply_entry(rel, entry)
-        if rel.ts_field is None and rel.spec.role != "table":  # a table row has no event time
-            rel.ts_field = opts.event_time_field
         return rel
     if entry is not None:
         kind = "file" if entry.source_type == "file_source" else "kafka"
@@ -83,13 +91,10 @@ def resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catal
             rel.path = check_path(entry.path, data_dir, ref)
             rel.spec = InputSpec(alias, entry.topic or ref.name, kind, entry.format, str(rel.path), role)
         apply_entry(rel, entry)
-        if rel.ts_field is None and role != "table":
-            rel.ts_field = opts.event_time_field
         return rel
     rel = Relation(ref.name, alias, index, InputSpec(alias, ref.name), None)
     if star_columns is not None and index == 0:
         rel.columns = list(star_columns)
-    rel.ts_field = opts.event_time_field
     return rel
 
 

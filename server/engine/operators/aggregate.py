@@ -25,7 +25,7 @@ from typing import Any
 from ..functions.aggregates import Accumulator
 from ..processor import Emitted, RecordErrors
 from ..time import NO_WATERMARK, Watermarks
-from .output import Output
+from .output import Output, key_bytes
 
 Extract = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
 Project = Callable[[tuple[Any, ...], list[Any], Any, Any], "list[Any] | None"]
@@ -288,7 +288,7 @@ class AggregateProcessor:
                     del self._sessions[k]
                 if self._final:
                     self._row(rows, k, s.accs, s.start, end)
-                self._emitted.discard((k, s.start))
+                self._forget(k, s.start)
             else:
                 accs = self._groups.pop(sk, None)
                 if accs is None:
@@ -296,5 +296,11 @@ class AggregateProcessor:
                 k, start = sk
                 if self._final:
                     self._row(rows, k, accs, start, end)
-                self._emitted.discard((k, start))
+                self._forget(k, start)
         return rows
+
+    def _forget(self, k: Any, start: int) -> None:
+        """A closed window can no longer be retracted: drop what remembers its emitted row."""
+        self._emitted.discard((k, start))
+        if self._out.sent_keys:
+            self._out.sent_keys.pop(key_bytes([*k, start]), None)

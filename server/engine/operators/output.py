@@ -3,7 +3,8 @@
 JSON values are encoded with orjson; DECIMAL becomes a JSON number, TIMESTAMP columns ISO-8601
 strings (dialect.md §4). The Kafka key is the PRIMARY KEY columns (several joined with ``|``), else
 the operator's key (group key [+ window start]), else the source record's key. A retracted row
-(``delete``) is written as a tombstone: the operator's key with a null value.
+(``delete``) is written as a tombstone under the key its last upsert went out with (so a PRIMARY KEY
+that differs from the operator's key is retracted under the PRIMARY KEY).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Output:
         self.names = list(names)
         self.timestamps = [i for i, t in enumerate(types) if t == "TIMESTAMP"]
         self.primary_key = list(primary_key)
+        # Operator key → the Kafka key of its last upsert; kept only when a PRIMARY KEY names the
+        # Kafka key, since a retraction no longer has the values the PRIMARY KEY is made of.
+        self.sent_keys: dict[bytes | None, bytes | None] = {}
 
     def row(self, values: list[Any], key: list[Any] | None = None, op: str = "insert",
             record_key: bytes | None = None) -> Any:
@@ -61,11 +65,15 @@ class Output:
             return RowEvent(values, op, key)
         if op == "delete":
             # A retraction becomes a tombstone (null value) under the row's key: consumers of an upsert
-            # topic (a compacted topic, a table) then drop the key. Its values are gone, so the key is
-            # the operator's (group key [+ window start]).
-            return (key_bytes(key or ()), None)
+            # topic (a compacted topic, a table) then drop the key.
+            kb = key_bytes(key or ())
+            if self.primary_key:
+                kb = self.sent_keys.pop(kb, kb)
+            return (kb, None)
         if self.primary_key:
             kb = key_bytes([values[i] for i in self.primary_key])
+            if op == "upsert":
+                self.sent_keys[key_bytes(key or ())] = kb
         elif key is not None:
             kb = key_bytes(key)
         else:

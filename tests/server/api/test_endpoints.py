@@ -171,6 +171,10 @@ async def test_query_errors_before_the_stream(server_url: str) -> None:
         assert_error(await client.post("/query", json={"sql": "SELECT 1", "limit": -1}), 400, "bad_request")
         assert_error(await client.post("/query", json={"sql": "x", "bogus": 1}), 400, "bad_request")
         assert_error(await client.post("/query", json=["not", "an", "object"]), 400, "bad_request")
+        # The job checks run for queries too, placed at the WITH property.
+        bad = "SELECT * FROM no_such_topic_x WITH ('auto.offset.reset' = 'earlist');"
+        error = assert_error(await client.post("/query", json={"sql": bad}), 400, "sql_validation")
+        assert error["column"] == 37 and error["suggestions"] == ["earliest"]
 
 
 async def test_cancel_query(server_url: str, source: str) -> None:

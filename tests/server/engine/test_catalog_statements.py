@@ -104,3 +104,14 @@ def test_join_with_a_topic_table_keyed_by_its_primary_key() -> None:
                Record(orjson.dumps({"sector": "software"}), key=b"MSFT")], 1)
     out = p.process([Record(orjson.dumps({"symbol": s})) for s in ("AAPL", "MSFT", "XOM")], 0)
     assert [e.values for e in out.rows] == [["AAPL", "tech"], ["MSFT", "software"], ["XOM", None]]
+
+
+async def test_the_querys_event_time_field_wins_over_the_declared_timestamp(executor: StatementExecutor) -> None:
+    await executor.execute_script(
+        "CREATE STREAM ticks (symbol STRING, ts BIGINT, exch_ts BIGINT) "
+        "WITH (KAFKA_TOPIC='ticks_t', TIMESTAMP='ts');", {})
+    catalog = executor.manager.catalog
+    sql = "SELECT symbol, COUNT(*) AS n FROM ticks WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY symbol EMIT FINAL"
+    q = compile_select(parse_statement(sql), catalog=catalog, properties={"event.time.field": "exch_ts"})
+    assert "event time: exch_ts" in q.explain()
+    assert "event time: ts" in compile_select(parse_statement(sql), catalog=catalog).explain()

@@ -24,6 +24,27 @@ def test_a_retracted_group_becomes_a_tombstone_in_encode_mode() -> None:
     assert second == [(b"A", None)]  # HAVING turned false: the key is retracted
 
 
+def test_a_retraction_goes_out_under_the_primary_key_its_upsert_used() -> None:
+    # The group key is (symbol, venue); the PRIMARY KEY is the venue-less label, so the tombstone must
+    # carry the label — the operator's own key would leave the upserted row standing in a compacted topic.
+    sql = ("SELECT symbol || '@' || venue AS label PRIMARY KEY, COUNT(*) AS n FROM t "
+           "GROUP BY symbol, venue HAVING COUNT(*) < 2 EMIT CHANGES")
+    processor = compile_select(parse_statement(sql)).processor("encode")
+    rec = [Record(orjson.dumps({"symbol": "A", "venue": "X"}), offset=i) for i in (0, 1)]
+    assert processor.process([rec[0]]).rows == [(b"A@X", b'{"label":"A@X","n":1}')]
+    assert processor.process([rec[1]]).rows == [(b"A@X", None)]
+
+
+def test_a_closed_window_forgets_the_key_it_was_sent_under() -> None:
+    sql = ("SELECT symbol AS s PRIMARY KEY, COUNT(*) AS n FROM t WINDOW TUMBLING (SIZE 1 SECOND) "
+           "GROUP BY symbol EMIT CHANGES WITH ('watermark.idle_timeout' = '0s')")
+    processor = compile_select(parse_statement(sql)).processor("encode")
+    for i, ts in enumerate((0, 100_000, 200_000)):  # far past any out-of-orderness
+        processor.process([Record(orjson.dumps({"symbol": "A"}), offset=i, timestamp=ts)])
+    output = processor._out  # type: ignore[attr-defined]
+    assert len(output.sent_keys) == 1  # only the open window's key is remembered, not all three
+
+
 @pytest.fixture
 async def manager(broker: str) -> AsyncIterator[MultiJobSqlServer]:
     mgr = MultiJobSqlServer(ManagerConfig(broker))
