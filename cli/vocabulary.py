@@ -51,13 +51,14 @@ JOB_PROPERTY_KEYS = (
     "output.topic", "event.time.field", "event.time.format", "watermark.max_out_of_orderness",
     "watermark.idle_timeout", "late.data.strategy", "failure_strategy", "max_retries", "retry_backoff",
     "dlq.topic", "batch.size", "batch.timeout", "delivery.guarantee", "join.state.ttl",
-    "join.state.max_rows", "over.state.ttl", "auto.offset.reset",
+    "join.state.max_rows", "over.state.ttl", "auto.offset.reset", "state.snapshot.interval",
 )  # fmt: skip
 
 # Per-relation keys, offered as '<name>.<key>' for each relation of the statement.
 RELATION_PROPERTY_KEYS = (
     "type", "topic", "topic.name", "bootstrap.servers", "format", "group.id", "auto.offset.reset",
-    "path", "has_headers", "delimiter", "watch", "config_file",
+    "path", "has_headers", "delimiter", "watch", "config_file", "avro.schema", "avro.schema.file",
+    "avro.confluent",
 )  # fmt: skip
 
 # Catalog statement keys (CREATE STREAM x (...) WITH (KAFKA_TOPIC=...)).

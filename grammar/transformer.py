@@ -29,8 +29,9 @@ class Builder(ExpressionRules):
     def create_as(self, kids: Kids, s: int, e: int) -> a.CreateStreamAs:
         p = _parts(kids)
         query: a.Select = _nodes(kids)[-1]
+        # ksqlDB's ``CREATE STREAM s WITH (...) AS SELECT`` and the trailing ``WITH`` are one set of properties.
         return a.CreateStreamAs(
-            _ident(kids), replace(query, properties=()), p["kind"], query.properties,
+            _ident(kids), replace(query, properties=()), p["kind"], (*p.get("with", ()), *query.properties),
             p.get("columns", ()), "or_replace" in p, span=self.span(s, e),
         )  # fmt: skip
 

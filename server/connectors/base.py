@@ -50,6 +50,9 @@ OutputRow = tuple[bytes | None, bytes | None]
 
 Headers = Sequence[tuple[str, bytes]]
 
+Positions = dict[tuple[int, str, int], int]
+"""Next offsets to read, by (input index, topic, partition): what a state snapshot covers."""
+
 
 @dataclass(slots=True)
 class Batch:
@@ -84,6 +87,24 @@ class Source(ABC):
     def at_end(self) -> bool:
         """Whether a bounded source has nothing more to give."""
         return False
+
+    async def loaded(self) -> bool:
+        """Whether a table's source has read everything its topic held when it started (True otherwise)."""
+        return True
+
+    async def positions(self) -> Positions | None:
+        """Where reading would go on: the next offset per (input index, topic, partition).
+
+        For a job's state snapshot, taken between batches. None when the source cannot be read again
+        from given positions (a file); an input that is read whole at every start (a table) has none.
+        """
+        return None
+
+    def seek(self, positions: Positions) -> None:  # noqa: B027 - optional
+        """Read from ``positions`` (as ``positions()`` gave them) instead of the committed offsets.
+
+        Called before ``start()``; partitions it does not name start as they would have.
+        """
 
     def pause(self) -> None:  # noqa: B027 - optional
         """Stop fetching without leaving the consumer group."""

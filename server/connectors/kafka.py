@@ -18,10 +18,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 
-from .base import Batch, ConnectorError, Headers, OutputRow, Sink, Source
+from .base import Batch, ConnectorError, Headers, OutputRow, Positions, Sink, Source
 from .formats import json_columns
+from .murmur import murmur2
 
 # A group member is held for half the session timeout when it joins (Tansu); 6 s keeps that to ~3 s
 # while still surviving a slow event loop.
@@ -51,7 +51,9 @@ class KafkaSource(Source):
     the committed offsets. ``membership=True`` subscribes through the group protocol instead, so
     several servers running the same job share its partitions (the scale-out path). Offsets are
     committed explicitly, after the job's output is acknowledged (at-least-once). Without a group
-    (transient queries) nothing is committed.
+    (transient queries) nothing is committed. A ``table`` (a join's or a subquery's table topic) is
+    read from its beginning at every start, without a group; ``loaded()`` says when it has read what
+    the topic held at start.
     """
 
     def __init__(
@@ -63,9 +65,11 @@ class KafkaSource(Source):
         membership: bool = False,
         offset_reset: str = "earliest",
         client_options: dict[str, Any] | None = None,
+        table: bool = False,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
+        self.table = table
         self.membership = membership and group_id is not None
         self._offset_reset = offset_reset
         self._consumer = AIOKafkaConsumer(
@@ -84,6 +88,8 @@ class KafkaSource(Source):
         self._partitions: list[TopicPartition] = []
         self._positions: dict[tuple[str, int], int] = {}
         self._last_ok = time.monotonic()
+        self._load_end: dict[TopicPartition, int] = {}  # a table's partitions not yet read to their start end
+        self._start_at: dict[tuple[str, int], int] = {}  # seek(): where to start instead of the committed offsets
 
     async def start(self) -> None:
         try:
@@ -94,7 +100,10 @@ class KafkaSource(Source):
                 partitions = await _partitions_of(self._consumer, self.topic)
                 self._partitions = [TopicPartition(self.topic, p) for p in partitions]
                 self._consumer.assign(self._partitions)
-                if self.group_id is None and self._offset_reset == "latest":
+                self._seek_start()
+                if self.table:
+                    await self._mark_load_end()
+                elif self.group_id is None and self._offset_reset == "latest":
                     await self._pin_to_end()
         except KafkaError as exc:
             await self._close_quietly()
@@ -109,16 +118,76 @@ class KafkaSource(Source):
         once to learn each partition's high watermark, and start there; the records the probe read
         were all written before the query began.
         """
+        for tp, high in (await self._high_watermarks(timeout)).items():
+            self._consumer.seek(tp, high)
+            self._positions[(tp.topic, tp.partition)] = high
+
+    async def _high_watermarks(self, timeout: float) -> dict[TopicPartition, int]:
+        """Each partition's true end now: seek to ListOffsets' answer and fetch until the high watermarks are known.
+
+        A partition whose fetch did not answer within ``timeout`` is left out. The read position is
+        left near the end: the caller seeks where it wants to read.
+        """
         tps = self._partitions
         await self._consumer.seek_to_end(*tps)
         deadline = time.monotonic() + timeout
         while any(self._consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
             await self._consumer.getmany(*tps, timeout_ms=50)
-        for tp in tps:
-            high = self._consumer.highwater(tp)
-            if high is not None:
-                self._consumer.seek(tp, high)
-                self._positions[(tp.topic, tp.partition)] = high
+        highs = {tp: self._consumer.highwater(tp) for tp in tps}
+        return {tp: high for tp, high in highs.items() if high is not None}
+
+    async def _mark_load_end(self, timeout: float = 2.0) -> None:
+        """A table reads from the beginning; note where each partition ended at start (see ``loaded``)."""
+        self._load_end = {tp: high for tp, high in (await self._high_watermarks(timeout)).items() if high > 0}
+        await self._consumer.seek_to_beginning(*self._partitions)
+
+    async def loaded(self) -> bool:
+        """Whether a table has read every record its topic held at start (always True for a stream).
+
+        Goes by the consumer's position, which also steps over offsets without a record (compacted
+        away, transaction markers). A position still being resolved (the broker does not answer)
+        counts as not there yet: the next read reports the broker's trouble.
+        """
+        for tp, end in list(self._load_end.items()):
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), _HEALTH_TIMEOUT_S)
+            except (KafkaError, TimeoutError):
+                return False
+            if position >= end:
+                del self._load_end[tp]
+        return not self._load_end
+
+    def seek(self, positions: Positions) -> None:
+        """Start each partition named in ``positions`` there (a job restoring its state snapshot).
+
+        The seek happens right after the partitions are assigned, before any fetch, so the committed
+        offsets are never used for them. A table ignores it: it is read whole at every start.
+        """
+        if self.table or self.membership:
+            return
+        self._start_at = {(t, p): o for (i, t, p), o in positions.items() if i == 0 and t == self.topic}
+        if self._partitions:
+            self._seek_start()
+
+    def _seek_start(self) -> None:
+        for tp in self._partitions:
+            offset = self._start_at.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+                self._positions[(tp.topic, tp.partition)] = offset
+
+    async def positions(self) -> Positions | None:
+        """The consumer's next offset per assigned partition, read or not (input index 0).
+
+        Between batches that is exactly after the last record handed out: aiokafka advances a
+        partition's position as records are returned, not as they are prefetched. A table has none
+        (it is read whole at every start); a group member's partitions may move, so it has no say.
+        """
+        if self.membership:
+            return None
+        if self.table:
+            return {}
+        return {(0, tp.topic, tp.partition): await self._consumer.position(tp) for tp in self._partitions}
 
     async def read(self, timeout_ms: int, max_records: int) -> Batch:
         fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

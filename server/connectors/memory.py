@@ -1,7 +1,8 @@
 """In-memory sources and sinks (tests, benchmarks) and the source that merges several inputs.
 
-``MergedSource`` reads every input of a multi-input query (a join's two topics) and tags each batch
-with the index of the input it came from, so the driver can call ``process(records, index)``.
+``MergedSource`` reads every input of a multi-input query (a join's two topics, the table topics of
+later joins and subqueries) and tags each batch with the index of the input it came from, so the
+driver can call ``process(records, index)``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Batch, Headers, OutputRow, Record, Sink, Source
+from .base import Batch, Headers, OutputRow, Positions, Record, Sink, Source
 
 
 class MemorySource(Source):
@@ -66,15 +67,19 @@ class MergedSource(Source):
     """Several sources read as one: each batch comes from one of them, in turn.
 
     ``last_index`` is the index of the input the last non-empty batch came from. Bounded inputs
-    that end drop out; the merged source is at its end when every input is. Tables listed in
-    ``first`` are read to their current end before any other input (a join's table side).
+    that end drop out; the merged source is at its end when every input is. The inputs listed in
+    ``tables`` are read alone until each has read what its topic held at start (``Source.loaded``),
+    so no stream record is processed before the table rows it should meet; then all are read in
+    turn. A table's batches carry no offsets: it is read whole at every start, nothing to commit.
     """
 
-    def __init__(self, sources: Sequence[Source]) -> None:
+    def __init__(self, sources: Sequence[Source], tables: Sequence[int] = ()) -> None:
         self.sources = list(sources)
         self.bounded = all(s.bounded for s in self.sources)
         self.last_index = 0
         self._turn = 0
+        self._tables = frozenset(tables)
+        self._loading = sorted(self._tables)
 
     async def start(self) -> None:
         started: list[Source] = []
@@ -88,19 +93,22 @@ class MergedSource(Source):
             raise
 
     async def read(self, timeout_ms: int, max_records: int) -> Batch:
-        n = len(self.sources)
+        if self._loading:
+            self._loading = [i for i in self._loading if not await self.sources[i].loaded()]
+        order = self._loading or range(len(self.sources))
+        n = len(order)
         # Poll each input without waiting first; wait (split timeout) only when all are empty.
         for wait in (0, max(timeout_ms // n, 1)):
             for step in range(n):
-                i = (self._turn + step) % n
+                i = order[(self._turn + step) % n]
                 source = self.sources[i]
                 if source.bounded and source.at_end:
                     continue
                 batch = await source.read(wait, max_records)
                 if batch.records:
-                    self._turn = (i + 1) % n
+                    self._turn = (self._turn + step + 1) % n
                     self.last_index = i
-                    return batch
+                    return Batch(batch.records) if i in self._tables else batch
         return Batch([])
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
@@ -112,6 +120,20 @@ class MergedSource(Source):
     @property
     def at_end(self) -> bool:
         return all(s.bounded and s.at_end for s in self.sources)
+
+    async def positions(self) -> Positions | None:
+        """Every input's positions under its own index (None when one of them has none)."""
+        out: Positions = {}
+        for i, s in enumerate(self.sources):
+            mine = await s.positions()
+            if mine is None:
+                return None
+            out.update({(i, t, p): o for (_, t, p), o in mine.items()})
+        return out
+
+    def seek(self, positions: Positions) -> None:
+        for i, s in enumerate(self.sources):
+            s.seek({(0, t, p): o for (j, t, p), o in positions.items() if j == i})
 
     def pause(self) -> None:
         for s in self.sources:

@@ -12,8 +12,10 @@ from typing import Any
 
 from velo.grammar import ast
 
+from . import avro
 from .expressions import error
 from .types import parse_type, type_name
+from .validate import check_path
 
 FORMATS = ("json", "csv", "avro")
 
@@ -51,7 +53,7 @@ class CatalogEntry:
     timestamp: str | None = None
     timestamp_format: str | None = None
     partitions: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # delimiter, has_headers, watch, ...
+    options: dict[str, Any] = field(default_factory=dict)  # delimiter, has_headers, watch, avro.schema...
     job: str | None = None  # set when a running job produces it (CREATE … AS SELECT)
 
     @property
@@ -88,13 +90,16 @@ class CatalogEntry:
 
 _CREATE_KEYS = {"kafka_topic", "value_format", "format", "timestamp", "timestamp_format", "key",
                 "partitions", "replicas", "type", "path", "topic", "has_headers", "delimiter",
-                "watch", "key_format", "event.time.field", "event.time.format"}
+                "watch", "key_format", "event.time.field", "event.time.format", *avro.AVRO_KEYS}
 
 
-def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
+def entry_from_statement(stmt: ast.CreateSource, data_dir: Any = None) -> CatalogEntry:
     """The catalog entry a ``CREATE STREAM|TABLE name (cols) WITH (...)`` declares.
 
-    Errors are placed at the property or column that causes them, with the nearest valid word.
+    Errors are placed at the property or column that causes them, with the nearest valid word. An
+    Avro schema (``'avro.schema'``, or ``'avro.schema.file'`` under ``data_dir``) is read now and kept
+    in the entry, so the entry does not depend on the file later; without declared columns its
+    fields are the columns.
     """
     props: dict[str, Any] = {}
     nodes: dict[str, ast.Node] = {}
@@ -110,7 +115,6 @@ def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
         ColumnSpec(c.name, type_name(c.type), c.key or c.primary_key or c.name == key_col)
         for c in stmt.columns
     )
-    names = [c.name for c in columns]
     seen: set[str] = set()
     for c in stmt.columns:
         if c.name in seen:
@@ -122,6 +126,15 @@ def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
         close = _close(fmt, list(FORMATS))
         raise error(f"unknown format '{fmt}': use json, csv or avro{_hint(close)}", nodes.get(fmt_key, stmt),
                     close)
+    schema = _avro_schema(stmt, props, nodes, fmt, data_dir)
+    if schema is not None:
+        if columns:
+            avro.check_declared_columns(stmt.name, [(c.name, c.key or c.primary_key or c.name == key_col, c)
+                                                    for c in stmt.columns], schema)
+        else:
+            columns = tuple(ColumnSpec(n, "ANY" if t is None else type_name(t), n == key_col)
+                            for n, t in avro.field_types(schema).items())
+    names = [c.name for c in columns]
     source_type = str(props.get("type") or "kafka_source").lower()
     if source_type not in ("kafka_source", "file_source"):
         close = _close(source_type, ["kafka_source", "file_source"])
@@ -138,6 +151,11 @@ def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
     partitions = props.get("partitions")
     options = {k: v for k, v in props.items() if k in ("has_headers", "delimiter", "watch", "key_format")
                or k.startswith("kafka.")}
+    if schema is not None:
+        options["avro.schema"] = avro.schema_text(schema)
+    if "avro.confluent" in props:
+        options["avro.confluent"] = avro.confluent_flag(props["avro.confluent"], "avro.confluent",
+                                                        nodes["avro.confluent"])
     return CatalogEntry(
         name=stmt.name, kind=stmt.kind, columns=columns,
         topic=str(props.get("kafka_topic") or props.get("topic") or stmt.name),
@@ -147,6 +165,24 @@ def entry_from_statement(stmt: ast.CreateSource) -> CatalogEntry:
         else str(props.get("timestamp_format") or props.get("event.time.format")),
         partitions=None if partitions is None else int(partitions), options=options,
     )
+
+
+def _avro_schema(stmt: ast.CreateSource, props: dict[str, Any], nodes: dict[str, ast.Node], fmt: str,
+                 data_dir: Any) -> dict[str, Any] | None:
+    """The Avro schema the WITH clause gives (inline or from a file), checked; None without one."""
+    given = [k for k in avro.AVRO_KEYS if k in props]
+    if not given:
+        return None
+    if fmt != "avro":
+        raise error(f"'{given[0]}' needs VALUE_FORMAT='AVRO'", nodes[given[0]])
+    if "avro.schema" in props and "avro.schema.file" in props:
+        raise error("give 'avro.schema' or 'avro.schema.file', not both", nodes["avro.schema.file"])
+    if "avro.schema" in props:
+        return avro.parse_schema_text(props["avro.schema"], stmt.name, nodes["avro.schema"])
+    if "avro.schema.file" in props:
+        node, raw = nodes["avro.schema.file"], str(props["avro.schema.file"])
+        return avro.read_schema_file(check_path(raw, data_dir, node), raw, stmt.name, node)
+    return None  # only 'avro.confluent': the schema is derived from the declared columns
 
 
 def _close(word: str, options: list[str]) -> list[str]:

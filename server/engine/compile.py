@@ -35,6 +35,9 @@ class _Query(FilterProjectPlanner, JoinPlanner):
     """Compiles one SELECT: picks the operator family."""
 
     def compile(self) -> CompiledQuery:
+        return self._with_tables(self._family())
+
+    def _family(self) -> CompiledQuery:
         s = self.select
         has_agg = bool(s.group_by) or s.having is not None or s.window is not None or any(
             aggregates_in(i.expr) for i in s.items)
@@ -62,9 +65,12 @@ def compile_select(
 
     ``properties`` are the job's or session's WITH properties (the SELECT's own are added);
     ``catalog`` resolves declared streams/tables; file paths must lie under ``data_dir``;
-    ``sink_name`` is the job's output relation (its ``'<name>.*'`` keys are allowed).
+    ``sink_name`` is the job's output relation (its ``'<name>.*'`` keys are allowed; with
+    ``'<name>.format' = 'avro'`` or ``VALUE_FORMAT = 'AVRO'`` the encoded values are Avro,
+    compiler/sink.py).
     """
-    return _Query(select, star_columns, catalog, properties, data_dir, sink_name).compile()
+    query = _Query(select, star_columns, catalog, properties, data_dir, sink_name)
+    return query._with_sink(query.compile())
 
 
 __all__ = ["SYSTEM_COLUMNS", "WINDOW_END", "WINDOW_START", "CompiledQuery", "InputSpec", "OutputRow",

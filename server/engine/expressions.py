@@ -150,7 +150,7 @@ class SubqueryResult:
 
 
 def _in_rows(x: Any, sub: SubqueryResult) -> bool | None:
-    """``x IN (SELECT ...)`` in three-valued logic."""
+    """``x IN (SELECT ...)`` in three-valued logic (``sub``: anything with ``rows``, ``values``, ``has_null``)."""
     if x is None:
         return None if sub.rows else False
     if x in sub.values:
@@ -161,7 +161,7 @@ def _in_rows(x: Any, sub: SubqueryResult) -> bool | None:
 RUNTIME: dict[str, Any] = {
     "_div": _div, "_mod": _mod, "_concat": _concat, "_between": _between, "_in": _in,
     "_subscript": _subscript, "_field": _field, "_extract": _extract, "_like": _like,
-    "_in_rows": _in_rows,
+    "_in_rows": _in_rows, "_no_rows": SubqueryResult([]),
     "Decimal": Decimal,
 }
 """Helpers every generated function may call, bound into its namespace."""
@@ -193,6 +193,26 @@ def error(message: str, node: ast.Node | ast.Span | None = None,
 Substitute = Callable[[ast.Expr], "str | None"]
 
 
+@dataclass(frozen=True)
+class SubqueryRef:
+    """How generated code reads a subquery's rows (the compiler's answer for an IN / EXISTS node).
+
+    ``name`` is bound to the rows: a ``SubqueryResult`` or ``LiveSubquery`` when uncorrelated, else a
+    ``CorrelatedSubquery`` (operators/tables.py) whose groups are keyed by the table's side of the
+    correlation equalities. ``outer`` is the enclosing query's side of them, in key order (one is the
+    key itself, several a tuple), compiled here in the enclosing query's context; ``guard`` holds the
+    subquery's conditions on the outer row alone (no row matches unless it is TRUE).
+    """
+
+    name: str
+    correlated: bool = False
+    outer: tuple[ast.Expr, ...] = ()
+    guard: ast.Expr | None = None
+
+
+SubqueryCompiler = Callable[["ast.InSubquery | ast.Exists"], SubqueryRef]
+
+
 @dataclass
 class ExprCompiler:
     """Turns expressions into Python source over the names a generated function defines.
@@ -206,7 +226,7 @@ class ExprCompiler:
     substitute: Substitute | None = None
     namespace: dict[str, Any] = field(default_factory=lambda: dict(RUNTIME))
     record_var: str | None = "m"  # the raw record, for HEADER(); None where there is none
-    subquery: Callable[[ast.Select], str] | None = None  # evaluates an uncorrelated subquery
+    subquery: SubqueryCompiler | None = None  # compiles a subquery: where its rows are, how to look them up
     column_type: Callable[[ast.Column], str] | None = None  # declared types, for DECIMAL literals
     _temps: int = 0
     _consts: int = 0
@@ -256,7 +276,8 @@ class ExprCompiler:
         if isinstance(node, ast.Case):
             return self._case(node)
         if isinstance(node, ast.Cast):
-            fn = self.bind(caster(node.type), "_cast")
+            source = infer_type(node.operand, self.column_type)
+            fn = self.bind(caster(node.type, source), "_cast")
             t = self._temp()
             return f"(None if ({t} := {self.compile(node.operand)}) is None else {fn}({t}))"
         if isinstance(node, ast.Subscript):
@@ -270,10 +291,12 @@ class ExprCompiler:
         if isinstance(node, ast.InSubquery | ast.Exists):
             if self.subquery is None:
                 raise error("subqueries (IN (SELECT …), EXISTS) are not allowed here", node)
-            ref = self.subquery(node.query)
+            ref = self.subquery(node)
+            if ref.correlated:
+                return self._semi_join(node, ref)
             if isinstance(node, ast.Exists):
-                return f"bool({ref}.rows)"
-            code = f"_in_rows({self.compile(node.operand)}, {ref})"
+                return f"bool({ref.name}.rows)"
+            code = f"_in_rows({self.compile(node.operand)}, {ref.name})"
             return self._negate(code) if node.negated else code
         if isinstance(node, ast.Star):
             raise error("* is only allowed as a select item or in COUNT(*)", node)
@@ -304,6 +327,25 @@ class ExprCompiler:
             parts.append(f"{operands[0]} {_COMPARISON[node.op]} {operands[1]}")
             return "(" + " and ".join(parts) + ")"
         return self.compile(node)
+
+    def _semi_join(self, node: ast.InSubquery | ast.Exists, ref: SubqueryRef) -> str:
+        """A correlated subquery as a keyed lookup of the outer row's correlation key.
+
+        The table side never holds a key with a NULL part (the scan drops such rows), so an outer
+        key with one finds nothing without a test of its own; a missing key is an empty subquery:
+        EXISTS false, IN false, NOT IN true.
+        """
+        parts = [self.compile(e) for e in ref.outer]
+        key = parts[0] if len(parts) == 1 else "(" + "".join(f"{p}, " for p in parts) + ")"
+        guard = None if ref.guard is None else self.predicate(ref.guard)
+        if isinstance(node, ast.Exists):
+            found = f"({key} in {ref.name}.groups)"
+            return found if guard is None else f"(bool({guard}) and {found})"
+        group = f"{ref.name}.groups.get({key}, _no_rows)"
+        if guard is not None:
+            group = f"({group} if {guard} else _no_rows)"
+        code = f"_in_rows({self.compile(node.operand)}, {group})"
+        return self._negate(code) if node.negated else code
 
     def _negate(self, code: str) -> str:
         t = self._temp()

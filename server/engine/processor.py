@@ -7,6 +7,11 @@ idle, ticks; it never looks inside. Everything a processor returns comes back as
     processor.tick(now_ms)                   time passes without records (idle watermarks, timers)
     processor.finish()                       bounded input ended: emit what is pending (EMIT FINAL)
     processor.state_bytes()                  an estimate of the operator state held
+    processor.snapshot()                     the operator state as bytes (None: it keeps none)
+    processor.restore(data)                  take over a snapshot, on a fresh processor of the same query
+
+A snapshot is taken between batches only, so it covers exactly the records processed so far; the
+driver stores it with the source positions after those records (server/jobs/snapshots.py).
 
 Modes: ``"encode"`` gives ``(key, value)`` byte pairs for a sink; ``"rows"`` gives ``RowEvent``s
 (values in result-column order, with an op and a key for upserts) for a client.
@@ -52,6 +57,10 @@ class Processor(Protocol):
     def finish(self) -> Emitted: ...
 
     def state_bytes(self) -> int: ...
+
+    def snapshot(self) -> bytes | None: ...
+
+    def restore(self, data: bytes) -> None: ...
 
 
 __all__ = ["Emitted", "Mode", "OutputRow", "Processor", "RecordErrors", "RowEvent"]

@@ -19,11 +19,16 @@ from .types import CastError, parse_timestamp
 NO_WATERMARK = -(2**62)
 
 
+def is_epoch_millis(fmt: str) -> bool:
+    """Whether ``'event.time.format'`` is epoch milliseconds (an int field is then the event time as is)."""
+    return fmt.strip().lower() in ("epoch_millis", "millis", "ms")
+
+
 def event_time_parser(fmt: str) -> Callable[[Any], int]:
     """A function from a field's value to event-time ms, for ``'event.time.format'``."""
     f = fmt.strip()
     lowered = f.lower()
-    if lowered in ("epoch_millis", "millis", "ms"):
+    if is_epoch_millis(f):
         def millis(v: Any) -> int:
             if v is None:
                 raise CastError("the event-time field is missing")
@@ -68,12 +73,18 @@ class Watermarks:
 
     def observe(self, partition: Any, et: int) -> int:
         """Record an event time; returns the (possibly advanced) watermark."""
-        old = self.maxes.get(partition)
+        maxes = self.maxes
+        old = maxes.get(partition)
         if old is None or et > old:
-            self.maxes[partition] = et
+            maxes[partition] = et
             if self.started is None:
                 self.started = time.monotonic()
-            self._recompute()
+            # _recompute() without idle partitions, inlined: operators call this for every record, and
+            # in an in-order stream nearly every record raises its partition's maximum.
+            if not self.idle_timeout or time.monotonic() - self.started >= self.idle_timeout / 1000:
+                wm = (et if len(maxes) == 1 else min(maxes.values())) - self.out_of_orderness
+                if wm > self.current:  # watermarks never go back
+                    self.current = wm
         return self.current
 
     def touch(self, partitions: Any) -> None:
@@ -86,6 +97,30 @@ class Watermarks:
         """Drop idle partitions from the minimum; returns the watermark."""
         self._recompute(time.monotonic() if now is None else now)
         return self.current
+
+    def state(self) -> dict[str, Any]:
+        """The watermark state as plain data, for a snapshot.
+
+        Wall-clock marks (``time.monotonic()``) mean nothing in another process, so they are kept as
+        ages; ``load_state`` counts them from its own now: time while the job was stopped is not
+        silence of a partition (nothing was reading it).
+        """
+        now = time.monotonic()
+        return {
+            "current": self.current,
+            "maxes": list(self.maxes.items()),
+            "seen_ages": [(p, now - t) for p, t in self.last_seen.items()],
+            "started_age": None if self.started is None else now - self.started,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take over a ``state()`` (same out-of-orderness and idle timeout: they come from the query)."""
+        now = time.monotonic()
+        self.current = int(state["current"])
+        self.maxes = {_key(p): m for p, m in state["maxes"]}
+        self.last_seen = {_key(p): now - age for p, age in state["seen_ages"]}
+        age = state["started_age"]
+        self.started = None if age is None else now - age
 
     def _recompute(self, now: float | None = None) -> None:
         if not self.maxes:
@@ -103,3 +138,8 @@ class Watermarks:
         wm = min(values) - self.out_of_orderness
         if wm > self.current:  # watermarks never go back
             self.current = wm
+
+
+def _key(partition: Any) -> Any:
+    """A partition key as it was before encoding (a join's ``(side, partition)`` may come back a list)."""
+    return tuple(partition) if isinstance(partition, list) else partition

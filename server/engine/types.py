@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -153,8 +153,33 @@ def format_timestamp(ms: int) -> str:
         "+00:00", "Z")
 
 
-def caster(t: ast.DataType) -> Callable[[Any], Any]:
-    """A function converting a non-NULL value to ``t`` (raises CastError when it cannot)."""
+_DAY_MS = 86_400_000
+
+
+def _from_time(source: str, target: str) -> Callable[[Any], Any] | None:
+    """Casts between the engine's time values, which are plain ints: TIMESTAMP ms, DATE days.
+
+    Typed by the operand's (inferred) type, since an int alone does not say which it is.
+    """
+    if source == "TIMESTAMP":
+        return {"DATE": lambda v: parse_timestamp(v) // _DAY_MS,
+                "STRING": lambda v: format_timestamp(parse_timestamp(v))}.get(target)
+    if source == "DATE":
+        return {"TIMESTAMP": lambda v: _to_date(v) * _DAY_MS,
+                "STRING": lambda v: (_EPOCH_DATE + timedelta(days=_to_date(v))).isoformat()}.get(target)
+    return None
+
+
+def caster(t: ast.DataType, source: str = "ANY") -> Callable[[Any], Any]:
+    """A function converting a non-NULL value to ``t`` (raises CastError when it cannot).
+
+    ``source`` is the operand's SQL type when known: TIMESTAMP and DATE values are ints, so a cast
+    from them to DATE, TIMESTAMP or STRING depends on it.
+    """
+    if isinstance(t, ast.SimpleType):
+        timed = _from_time(source, t.name)
+        if timed is not None:
+            return timed
     if isinstance(t, ast.DecimalType):
         return _to_decimal(t.precision, t.scale)
     if isinstance(t, ast.ArrayType):

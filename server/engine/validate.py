@@ -19,27 +19,37 @@ from typing import Any
 from velo.grammar import ast
 from velo.grammar.errors import SqlValidationError
 
+from .avro import check_avro_keys, read_schema_file
 from .expressions import error
 from .functions import lookup
 
 RELATION_KEYS = frozenset({
     "type", "topic", "topic.name", "bootstrap.servers", "format", "group.id", "auto.offset.reset",
     "path", "has_headers", "delimiter", "watch", "config_file", "key.field", "primary.key",
+    "avro.schema", "avro.schema.file", "avro.confluent",
 })
 """The ``'<name>.<key>'`` keys of dialect.md §6."""
 
 JOB_KEYS = frozenset({
     "output.topic", "event.time.field", "event.time.format", "watermark.max_out_of_orderness",
     "watermark.idle_timeout", "late.data.strategy", "failure_strategy", "max_retries",
-    "retry_backoff", "dlq.topic", "batch.size", "batch.timeout", "delivery.guarantee",
+    "retry_backoff", "dlq.topic", "batch.size", "batch.timeout", "delivery.guarantee", "state.snapshot.interval",
     "join.state.ttl", "join.state.max_rows", "over.state.ttl", "auto.offset.reset", "kafka_topic",
     "value_format", "partitions", "key", "timestamp", "timestamp_format", "format",
+    "avro.schema", "avro.schema.file", "avro.confluent",
 })
-"""Job-level keys (§6) plus the ksqlDB keys a CREATE … AS SELECT accepts."""
+"""Job-level keys (§6) plus the ksqlDB keys a CREATE … AS SELECT accepts (``sink_keys``: the sink's)."""
+
+SINK_FORMATS = ("json", "avro")
+"""What a job's sink writes: ``'<sink>.format'``, or VALUE_FORMAT / FORMAT in the job's WITH."""
+
+# Job-level keys that are the sink's, and the sink key each stands for.
+_JOB_SINK_KEYS = (("value_format", "format"), ("format", "format"), ("avro.schema", "avro.schema"),
+                  ("avro.schema.file", "avro.schema.file"), ("avro.confluent", "avro.confluent"))
 
 RELATION_TYPES = ("kafka_source", "kafka_sink", "file_source", "file_sink")
 DURATION_KEYS = ("watermark.max_out_of_orderness", "watermark.idle_timeout", "join.state.ttl",
-                 "over.state.ttl", "retry_backoff", "batch.timeout")
+                 "over.state.ttl", "retry_backoff", "batch.timeout", "state.snapshot.interval")
 
 _UNITS = {"ms": 1, "millisecond": 1, "milliseconds": 1, "s": 1000, "sec": 1000, "second": 1000,
           "seconds": 1000, "m": 60_000, "min": 60_000, "minute": 60_000, "minutes": 60_000,
@@ -104,13 +114,15 @@ class JobOptions:
 
 
 def check_properties(props: dict[str, Any], relations: Iterable[str],
-                     nodes: dict[str, ast.Node] | None = None) -> tuple[JobOptions,
-                                                                       dict[str, dict[str, Any]]]:
+                     nodes: dict[str, ast.Node] | None = None, *,
+                     sink: str | None = None) -> tuple[JobOptions, dict[str, dict[str, Any]]]:
     """Validate WITH keys; the job options and the inline per-relation properties by name.
 
     ``relations`` are the names a ``'<name>.<key>'`` key may refer to (the query's sources and
     the job's sink). Unknown keys are errors; ``kafka.*`` passes through. ``nodes`` (lower-case
-    key → its ``ast.Property``) place an error at the property that causes it.
+    key → its ``ast.Property``) place an error at the property that causes it. The ``sink``'s keys
+    are checked with the job-level ones that stand for them (``sink_keys``); the inline properties
+    returned are as written.
     """
     at = nodes or {}
     names = set(relations)
@@ -127,13 +139,19 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
             continue
         candidates = [*JOB_KEYS, *(f"{n}.{k}" for n in names for k in RELATION_KEYS)]
         raise unknown("property", raw, candidates, at.get(key))
-    for name, rel in inline.items():
+    checks, check_at = dict(inline), at
+    if sink is not None:
+        own, own_at = sink_keys(sink, props, at)
+        if own:
+            checks[sink], check_at = own, {**at, **own_at}
+    for name, rel in checks.items():
         t = rel.get("type")
         if t is not None and str(t).lower() not in RELATION_TYPES:
-            raise _choice(f"{name}.type", t, RELATION_TYPES, at)
+            raise _choice(f"{name}.type", t, RELATION_TYPES, check_at)
         fmt = rel.get("format")
         if fmt is not None and str(fmt).lower() not in ("json", "csv", "avro"):
-            raise _choice(f"{name}.format", fmt, ("json", "csv", "avro"), at)
+            raise _choice(f"{name}.format", fmt, ("json", "csv", "avro"), check_at)
+        check_avro_keys(name, rel, check_at)
     p = {k.lower(): v for k, v in props.items()}
     for key in DURATION_KEYS:
         if key in p:
@@ -144,6 +162,9 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
     late = str(p.get("late.data.strategy", "drop")).lower()
     if late not in ("drop", "dead_letter"):
         raise _choice("late.data.strategy", p["late.data.strategy"], ("drop", "dead_letter"), at)
+    reset = p.get("auto.offset.reset")
+    if reset is not None and str(reset).lower() not in ("earliest", "latest"):
+        raise _choice("auto.offset.reset", reset, ("earliest", "latest"), at)
     fmt = str(p.get("event.time.format", "epoch_millis"))
     opts = JobOptions(
         event_time_field=None if p.get("event.time.field") is None else str(p["event.time.field"]).lower(),
@@ -157,6 +178,44 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
         over_ttl_ms=parse_duration(p.get("over.state.ttl", 3_600_000)),
     )
     return opts, inline
+
+
+def sink_keys(sink: str, props: dict[str, Any],
+              at: dict[str, ast.Node] | None = None) -> tuple[dict[str, Any], dict[str, ast.Node]]:
+    """The sink's keys (``'<sink>.<key>'``, lower-case, without the prefix), the job-level ones folded in.
+
+    A job's WITH may give the sink's format as a ksqlDB ``CREATE STREAM … AS SELECT`` does
+    (``VALUE_FORMAT`` or ``FORMAT``) and its Avro keys without the prefix (``'avro.schema'``,
+    ``'avro.schema.file'``). A key given both ways with different values, a format the sink does not
+    write (SINK_FORMATS) and a job-level Avro key without the avro format are errors, named as written.
+    Also returns ``'<sink>.<key>'`` → the node of the property it came from (``at``: lower-case key →
+    node), so that later errors about a folded key are placed where it was written.
+    """
+    at = at or {}
+    p = {k.lower(): v for k, v in props.items()}
+    prefix = f"{sink}."
+    own = {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
+    written = {k: f"{prefix}{k}" for k in own}
+    nodes: dict[str, ast.Node] = {}
+    for job_key, key in _JOB_SINK_KEYS:
+        if job_key not in p:
+            continue
+        value = p[job_key]
+        if key in own and (str(value).lower() != str(own[key]).lower() if key == "format"
+                           else str(value) != str(own[key])):
+            raise error(f"'{job_key}' and '{written[key]}' both give the sink's {key.replace('.', ' ')}: "
+                        "give it once", at.get(job_key))
+        own[key] = value
+        written.setdefault(key, job_key)
+        if job_key in at:
+            nodes.setdefault(f"{prefix}{key}", at[job_key])
+    fmt = own.get("format")
+    if fmt is not None and str(fmt).lower() not in SINK_FORMATS:
+        raise _choice(written["format"], fmt, SINK_FORMATS, at)
+    for job_key in ("avro.schema", "avro.schema.file", "avro.confluent"):
+        if written.get(job_key) == job_key and "config_file" not in own and str(fmt or "json").lower() != "avro":
+            raise error(f"'{job_key}' needs VALUE_FORMAT = 'AVRO' (or '{prefix}format' = 'avro')", at.get(job_key))
+    return own, nodes
 
 
 def _choice(key: str, value: Any, allowed: Iterable[str], at: dict[str, ast.Node]) -> SqlValidationError:
@@ -187,14 +246,21 @@ def check_job_properties(select: ast.Select, props: dict[str, Any], nodes: dict[
     names = [r.name for r in refs] + [r.alias for r in refs if r.alias]
     if sink_name:
         names.append(sink_name)
-    _, inline = check_properties(props, names, nodes)
+    _, inline = check_properties(props, names, nodes, sink=sink_name)
     for rel, rel_props in inline.items():
         if "path" in rel_props and str(rel_props.get("type", "")).lower() in ("file_source", "file_sink"):
             node = nodes.get(f"{rel}.path")
             full = check_path(str(rel_props["path"]), data_dir, node)
             if str(rel_props["type"]).lower() == "file_source" and not full.exists():
                 raise error(f"file '{rel_props['path']}' of '{rel}' does not exist", node)
+        if "avro.schema.file" in rel_props:
+            node = nodes.get(f"{rel}.avro.schema.file")
+            raw = str(rel_props["avro.schema.file"])
+            read_schema_file(check_path(raw, data_dir, node), raw, rel, node)
     p = {k.lower(): v for k, v in props.items()}
+    if sink_name and "avro.schema.file" in p:  # the sink's schema file, given at job level
+        node, raw = nodes.get("avro.schema.file"), str(p["avro.schema.file"])
+        read_schema_file(check_path(raw, data_dir, node), raw, sink_name, node)
     if "failure_strategy" in p:
         raw = str(p["failure_strategy"])
         if raw.replace("_", "").lower() not in {s.lower() for s in FAILURE_STRATEGIES}:
@@ -326,6 +392,11 @@ def aggregates_in(expr: Any) -> list[ast.FunctionCall]:
                     raise error("aggregates cannot be nested", inner[0])
             found.append(node)
             return
+        if isinstance(node, ast.InSubquery | ast.Exists):
+            # A subquery's aggregates are its own (its compiler checks them), not the enclosing query's.
+            if isinstance(node, ast.InSubquery):
+                visit(node.operand)
+            return
         if isinstance(node, ast.Node):
             if isinstance(node, ast.FunctionCall) and node.over is not None:
                 return
@@ -418,7 +489,7 @@ def check_select_rules(select: ast.Select) -> None:
         if w.grace is not None:
             check_interval(w.grace, "GRACE PERIOD", allow_zero=True)
     if select.emit == "final" and not has_agg:
-        raise error("EMIT FINAL needs an aggregation (GROUP BY or a window)", select)
+        raise error("EMIT FINAL needs an aggregation (GROUP BY or a window)", select.emit_span or select)
     for j in select.joins:
         if j.within is not None:
             check_interval(j.within, "WITHIN")

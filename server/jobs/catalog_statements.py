@@ -15,6 +15,7 @@ from velo.grammar.errors import SqlValidationError
 
 from ..connectors.base import ConnectorError
 from ..connectors.kafka import sample_columns
+from ..engine.avro import field_names, schema_text
 from ..engine.catalog import CatalogEntry, ColumnSpec, entry_from_statement
 from ..engine.compile import compile_select
 from ..engine.functions import all_functions, lookup
@@ -32,12 +33,19 @@ def _rows(columns: list[str], rows: list[list[Any]], message: str) -> Result:
 
 
 def register_job_output(manager: MultiJobSqlServer, stmt: ast.Statement, sink_topic: str,
-                        columns: list[tuple[str, str]]) -> None:
-    """Make a ``CREATE STREAM|TABLE … AS SELECT`` output queryable by later statements (§2, item 3)."""
+                        columns: list[tuple[str, str]], avro_schema: dict[str, Any] | None = None) -> None:
+    """Make a ``CREATE STREAM|TABLE … AS SELECT`` output queryable by later statements (§2, item 3).
+
+    An output written as Avro (``avro_schema``) is declared with that schema, so readers decode it.
+    """
     if not isinstance(stmt, ast.CreateStreamAs):
         return
     specs = tuple(ColumnSpec(n, t) for n, t in columns) if all(t != "ANY" for _, t in columns) else ()
-    entry = CatalogEntry(name=stmt.name, kind=stmt.kind, columns=specs, topic=sink_topic, job=stmt.name)
+    if avro_schema is not None:
+        specs = tuple(c for c in specs if c.name in field_names(avro_schema))  # a star may bring more
+    entry = CatalogEntry(name=stmt.name, kind=stmt.kind, columns=specs, topic=sink_topic, job=stmt.name,
+                         format="json" if avro_schema is None else "avro",
+                         options={} if avro_schema is None else {"avro.schema": schema_text(avro_schema)})
     manager.catalog.put(entry, replace=True)
     manager.save_catalog()
 
@@ -47,7 +55,7 @@ async def execute_catalog(manager: MultiJobSqlServer, stmt: ast.Statement,
     """Run a catalog/inspection statement; None when ``stmt`` is not one."""
     catalog = manager.catalog
     if isinstance(stmt, ast.CreateSource):
-        entry = entry_from_statement(stmt)
+        entry = entry_from_statement(stmt, getattr(manager.config, "data_dir", None))
         existing = catalog.get(entry.name)
         if existing is not None and not stmt.or_replace:
             raise SqlValidationError(

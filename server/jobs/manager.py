@@ -36,6 +36,7 @@ from .failures import FailurePolicy
 from .model import LIVE_STATES, JobSpec, JobState
 from .registry import JobRecord, JobRegistry
 from .runtime import Command, JobRuntime
+from .snapshots import SnapshotStore
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _START_TIMEOUT_S = 10.0
@@ -85,6 +86,8 @@ class MultiJobSqlServer:
         self._jobs: dict[str, JobRuntime] = {}
         self._lock = asyncio.Lock()
         self._source_factory = source_factory or self._kafka_source
+        # Stateful jobs keep their operator state in <data-dir>/state across stops and restarts.
+        self.snapshots = SnapshotStore(config.data_dir / "state") if config.data_dir is not None else None
         self._sink_factory = sink_factory or self._kafka_sink
 
     # ------------------------------------------------------------------ factories
@@ -166,6 +169,8 @@ class MultiJobSqlServer:
             version=version,
             batch_size=int(str(props.get("batch.size", 2000))),  # validated by check_job_properties
             batch_timeout_ms=parse_duration(props.get("batch.timeout", 100), "batch.timeout"),
+            snapshot_interval_ms=parse_duration(props.get("state.snapshot.interval", 5000),
+                                                "state.snapshot.interval"),
         )
 
     async def deploy_job(
@@ -211,6 +216,7 @@ class MultiJobSqlServer:
                 policy=policy,
                 dlq=self._sink_factory(spec, policy.dlq_topic) if policy.uses_dlq else None,
                 on_change=self._persist_state,
+                snapshots=self.snapshots,
             )
             self._jobs[spec.name] = job
             if persist and self.registry is not None:

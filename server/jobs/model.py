@@ -54,6 +54,9 @@ class JobMetrics:
     last_batch_seconds: float = 0.0
     watermark_ms: int | None = None
     state_bytes: int = 0
+    snapshots: int = 0  # operator state snapshots written since the job started
+    snapshot_bytes: int = 0  # the size of the last one
+    snapshot_seconds: float = 0.0  # how long the last one took (encode + write)
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
@@ -84,3 +87,5 @@ class JobSpec:
     version: str | None = None
     batch_size: int = 2000
     batch_timeout_ms: int = 100
+    snapshot_interval_ms: int = 5000  # 'state.snapshot.interval'
+

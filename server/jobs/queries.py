@@ -135,8 +135,11 @@ class QueryManager:
         self._queries[query.id] = query
         effective_limit = min(x for x in (limit, select.limit) if x is not None) \
             if limit is not None or select.limit is not None else None
+        # Recompiling once the first rows show the columns would make a fresh processor; with table
+        # inputs (subqueries over topic tables) it would lose the rows read so far, so not then.
+        delayed = wants_star and not star_columns and len(compiled.inputs) == 1
         events = self._events(query, select, compiled, source, effective_limit,
-                              delay_header=wants_star and not star_columns, options=options)
+                              delay_header=delayed, options=options)
         return query, events
 
     async def _raise_unknown(self, select: ast.Select, cause: ConnectorError) -> None:

@@ -59,7 +59,8 @@ class StatementExecutor:
         if isinstance(stmt, ast.CreateStreamAs | ast.StartJob):
             job = await self.manager.deploy_job(sql, properties=properties, statement=stmt)
             register_job_output(self.manager, stmt, job.spec.sink_topic,
-                                [(c.name, c.type) for c in job.spec.query.plan.columns])
+                                [(c.name, c.type) for c in job.spec.query.plan.columns],
+                                job.spec.query.output_schema)
             return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}",
                     "job": job_view(job)}
         if isinstance(stmt, ast.ShowJobs):

@@ -70,6 +70,18 @@ def test_create_stream_as_select_with_properties_and_columns() -> None:
     assert s.query.properties == () and s.query.emit == "changes"
 
 
+def test_create_as_select_takes_a_with_before_as_too() -> None:
+    # ksqlDB puts the WITH before AS; both places make one list, the leading one's keys first.
+    s = parse_statement("CREATE TABLE t WITH (VALUE_FORMAT = 'AVRO', KAFKA_TOPIC = 'o') AS SELECT k, COUNT(*) "
+                        "FROM src GROUP BY k WITH ('batch.size' = 10)")
+    assert isinstance(s, a.CreateStreamAs) and s.kind == "table"
+    assert s.properties == (a.Property("VALUE_FORMAT", "AVRO"), a.Property("KAFKA_TOPIC", "o"),
+                            a.Property("batch.size", 10))
+    assert s.query.properties == () and s.query.group_by == (a.Column("k"),)
+    cols = parse_statement("CREATE STREAM s (a INT) WITH (VALUE_FORMAT = 'JSON') AS SELECT a FROM src")
+    assert isinstance(cols, a.CreateStreamAs) and cols.properties == (a.Property("VALUE_FORMAT", "JSON"),)
+
+
 def test_create_table_as_select() -> None:
     s = parse_statement("CREATE TABLE totals AS SELECT k, COUNT(*) AS n FROM t GROUP BY k")
     assert isinstance(s, a.CreateStreamAs) and s.kind == "table"

@@ -12,7 +12,7 @@ from velo.grammar import ast
 from ..expressions import error
 from ..functions.aggregates import accumulator
 from ..operators.aggregate import AggregateProcessor, WindowSpec
-from ..operators.output import Output
+from ..operators.output import Output, with_encode_errors
 from ..plan import OutputColumn
 from ..processor import Mode, Processor
 from ..time import Watermarks
@@ -185,11 +185,12 @@ class AggregatePlanner(QueryBase):
         if pairs:
             self._agg_parts = (extract, project_fn, specs, wspec, emit, names, types, distinct)
             return CompiledQuery(plan, (), cg.source, lambda mode: no_processor())
+        encoder = self._sink_encoder(list(zip(names, types, strict=True)))
 
         def factory(mode: Mode) -> Processor:
-            output = Output(mode, names, types, pk)
-            return AggregateProcessor(extract, project_fn, specs, wspec, emit, output,
-                                      Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
-                                      distinct)
+            output = Output(mode, names, types, pk, encoder)
+            return with_encode_errors(AggregateProcessor(extract, project_fn, specs, wspec, emit, output,
+                                                         Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
+                                                         distinct), output)
 
         return CompiledQuery(plan, self._inputs(), cg.source, factory)

@@ -8,22 +8,32 @@ operator family (filter_project.py, aggregate.py, over.py, join.py) build on it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-import orjson
 from velo.grammar import ast
 
-from ...connectors.base import Record
-from ...connectors.files import read_rows
 from ..catalog import Catalog
-from ..expressions import ExprCompiler, SubqueryResult, error, infer_type
+from ..expressions import ExprCompiler, SubqueryRef, error, infer_type
+from ..operators.output import RowEncoder
+from ..operators.tables import CorrelatedSubquery, LiveSubquery, TableInputs, TableState
 from ..plan import OutputColumn, QueryPlan
+from ..processor import Mode, Processor
 from ..types import type_name
-from ..validate import check_properties, check_select_rules, load_config_file, unknown, walk
+from ..validate import (
+    check_properties,
+    check_select_rules,
+    load_config_file,
+    unknown,
+    walk,
+)
 from .codegen import SYSTEM_CODE, Codegen, encode_output, loop
 from .model import CompiledQuery, InputSpec
+from .processors import load_table
 from .relations import SYSTEM_COLUMNS, Relation, resolve_relation
+from .sink import check_columns, describe, resolve_sink, row_encoder, sink_schema
 from .sqlutil import output_name, source_columns
+from .subqueries import plan_subquery
 
 
 class QueryBase:
@@ -39,7 +49,7 @@ class QueryBase:
         names += [r.alias for r in (select.from_, *(j.table for j in select.joins)) if r.alias]
         if sink_name:
             names.append(sink_name)
-        self.opts, inline = check_properties(props, names)
+        self.opts, inline = check_properties(props, names, sink=sink_name)
         for rel_name, rel_props in inline.items():
             if "config_file" in rel_props:
                 inline[rel_name] = {**load_config_file(str(rel_props["config_file"]), data_dir, rel_name),
@@ -75,6 +85,19 @@ class QueryBase:
         self._agg_parts: tuple[Any, ...] = ()
         # How generated post-join code unpacks an item (the join adds T<j> per extra table).
         self._unpack = "L, R, m = item"
+        # Topic tables read as extra inputs after the query's own (later joins, subqueries): the input,
+        # the name of the generated scan over its records and the live state the scan's output feeds.
+        self._live: list[tuple[InputSpec, str, TableState]] = []
+        self._subqueries: dict[int, SubqueryRef] = {}  # id of a subquery's AST → how code reads its rows
+        self._in_live_subquery = False
+        self._nested = False  # this SELECT is a subquery (a subquery in it cannot correlate to it)
+        # Correlated subqueries over file tables, loaded once the code is built (the topic tables' kin in
+        # ``_live``), and the plan lines of every correlated subquery.
+        self._file_tables: list[tuple[Relation, str, TableState]] = []
+        self._semi_steps: list[str] = []
+        # The job's sink (None for a plain SELECT): its value format, and the Avro schema once known.
+        self.sink = resolve_sink(sink_name, props, data_dir, select) if sink_name else None
+        self.output_schema: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ name resolution
 
@@ -166,34 +189,16 @@ class QueryBase:
                           self.select.having, tuple(j.on for j in self.select.joins))):
             if isinstance(node, ast.Column) and node.name in SYSTEM_COLUMNS:
                 names.add(node.name)
+            elif isinstance(node, ast.InSubquery | ast.Exists):
+                # A correlated subquery's outer side (t._event_time) is computed over this query's row.
+                # Its own table's system columns count too: one more value decoded is harmless.
+                names |= {n.name for n in walk((node.query.items, node.query.where))
+                          if isinstance(n, ast.Column) and n.name in SYSTEM_COLUMNS}
         return names
 
-    def _subquery(self, sub: ast.Select) -> str:
-        """Evaluate an uncorrelated subquery over a file table now; the name bound to its rows."""
-        inner = type(self)(sub, None, self.catalog, self._props, self._data_dir, None)
-        rel = inner.relations[0]
-        if rel.spec.kind != "file" or rel.path is None:
-            raise error("a subquery must read a file table ('<name>.type' = 'file_source' or a "
-                        "catalog TABLE with a path)", sub.from_)
-        for node in walk((sub.items, sub.where)):
-            if isinstance(node, ast.Column) and node.qualifier is not None and \
-                    node.qualifier not in (rel.alias, rel.name):
-                raise error("correlated subqueries are not supported", node)
-        compiled = inner.compile()
-        rows = read_rows(rel.path, rel.spec.format, rel.delimiter, rel.has_headers, rel.columns)
-        processor = compiled.processor("rows")
-        records = [Record(orjson.dumps(r), offset=i) for i, r in enumerate(rows)]
-        events = processor.process(records).rows + processor.finish().rows
-        final: dict[Any, list[Any]] = {}
-        plain: list[list[Any]] = []
-        for e in events:
-            if e.op == "insert":
-                plain.append(e.values)
-            elif e.op == "upsert":
-                final[repr(e.key)] = e.values
-            else:
-                final.pop(repr(e.key), None)
-        return self.cg.bind(SubqueryResult(plain + list(final.values())), "_sq")
+    def _subquery(self, node: ast.InSubquery | ast.Exists) -> SubqueryRef:
+        """How generated code reads a subquery's rows (compiler/subqueries.py)."""
+        return plan_subquery(self, node)
 
     # ------------------------------------------------------------ output shape
 
@@ -243,12 +248,66 @@ class QueryBase:
         raise NotImplementedError
 
     def _inputs(self) -> tuple[InputSpec, ...]:
+        """The query's own inputs: FROM and a first JOIN's topic; ``_with_tables`` adds the rest."""
         seen: dict[int, InputSpec] = {}
-        for rel in self.relations:
+        for rel in self.relations[:2]:
             if rel.spec.kind == "file" and rel.index > 0:
                 continue  # a file table is read at start, not streamed
             seen.setdefault(rel.index, rel.spec)
         return tuple(seen[i] for i in sorted(seen))
+
+    def _with_tables(self, compiled: CompiledQuery) -> CompiledQuery:
+        """``compiled`` reading its live topic tables too (later joins, subqueries), as inputs after its own.
+
+        Each processor made routes those inputs to their table state (``TableInputs``), cleared
+        first: every run reads its tables from the beginning of their topics. The file tables of
+        correlated subqueries are loaded here, once (as an uncorrelated subquery's file is read at
+        deploy); their plan lines come before the topic tables'.
+        """
+        ns = self.cg.namespace
+        for rel, scan, state in self._file_tables:
+            state.apply(load_table(rel, ns[scan]))
+        if self._semi_steps:
+            compiled = replace(compiled, plan=replace(compiled.plan, steps=(*compiled.plan.steps, *self._semi_steps)))
+        if not self._live:
+            return compiled
+        first = len(compiled.inputs)
+        tables = [(ns[scan], state) for _, scan, state in self._live]
+        specs = tuple(spec for spec, _, _ in self._live)
+        topics = tuple(spec.topic for spec in specs)
+        steps = tuple(f"{'Subquery' if isinstance(state, LiveSubquery | CorrelatedSubquery) else 'Joined'} table "
+                      f"{spec.name}: kafka topic "
+                      f"'{spec.topic}' (input {first + i}), read to its end before the stream, then kept up to date"
+                      for i, (spec, _, state) in enumerate(self._live))
+        plan = replace(compiled.plan, steps=compiled.plan.steps + steps,
+                       sources=compiled.plan.sources + tuple(t for t in topics if t not in compiled.plan.sources))
+
+        def factory(mode: Mode) -> Processor:
+            return TableInputs(compiled.processor(mode), {first + i: t for i, t in enumerate(tables)})
+
+        return replace(compiled, plan=plan, inputs=compiled.inputs + specs, _factory=factory)
+
+    def _sink_encoder(self, columns: Sequence[tuple[str, str]] | None) -> RowEncoder | None:
+        """The sink's value encoder for output ``(column, type)``s (None: not known); None for JSON.
+
+        Called once per query, where the family builds its encode path; an Avro sink without a
+        given schema derives it from ``columns`` here.
+        """
+        if self.sink is None or self.sink.format != "avro":
+            return None
+        self.output_schema = sink_schema(self.sink, columns, self.select)
+        return row_encoder(self.sink, self.output_schema, columns)
+
+    def _with_sink(self, compiled: CompiledQuery) -> CompiledQuery:
+        """``compiled`` with its sink's format: a given schema checked against the output columns."""
+        sink, schema = self.sink, self.output_schema
+        if sink is None or sink.format != "avro":
+            return compiled
+        assert schema is not None, "the query's encode path did not take the sink's encoder"
+        if sink.schema is not None:
+            check_columns(sink.name, schema, [c.name for c in compiled.plan.columns], self.select, self.relations)
+        plan = replace(compiled.plan, steps=(*compiled.plan.steps, describe(sink, schema)))
+        return replace(compiled, plan=plan, output_format="avro", output_schema=schema)
 
     def _plan(self, operator: str, columns: list[OutputColumn], emit: str, steps: list[str],
               warnings: tuple[str, ...] = ()) -> QueryPlan:
@@ -289,5 +348,7 @@ class QueryBase:
                      record="item[-1]"))
         enc = [*body, "o = {" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, values, strict=True)) + "}"]
         timestamps = [n for n, t in zip(names, types, strict=True) if t == "TIMESTAMP"]
-        enc += encode_output(cg, names, timestamps, self._primary_key(names))
+        enc += encode_output(cg, names, timestamps, self._primary_key(names),
+                             self._sink_encoder(list(zip(names, types, strict=True))))
         cg.add(loop(enc, "post_encode", item="item", record="item[-1]"))
+

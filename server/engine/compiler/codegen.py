@@ -14,10 +14,10 @@ import orjson
 from velo.grammar import ast
 
 from ...connectors.formats import avro_decoder, avro_schema, csv_decoder
-from ..expressions import RUNTIME, ExprCompiler, error
-from ..operators.output import dumps, key_bytes
+from ..expressions import RUNTIME, ExprCompiler, SubqueryCompiler, error
+from ..operators.output import RowEncoder, dumps, key_bytes
 from ..processor import RowEvent
-from ..time import event_time_parser
+from ..time import event_time_parser, is_epoch_millis
 from ..types import caster, format_timestamp, type_name
 from .relations import SYSTEM_COLUMNS, Relation
 
@@ -66,7 +66,7 @@ class Codegen:
     def add(self, lines: list[str]) -> None:
         self.parts.append("\n".join(lines))
 
-    subquery: Callable[[ast.Select], str] | None = None
+    subquery: SubqueryCompiler | None = None
     column_type: Callable[[ast.Column], str] | None = None
 
     def compiler(self, column_source: Callable[[ast.Column], str],
@@ -101,15 +101,19 @@ def decode_lines(cg: Codegen, rel: Relation, need_et: bool, store: set[str]) -> 
         dec = cg.bind(csv_decoder(rel.columns, rel.delimiter), "_csv")
         lines = [f"r = {dec}(m.value)"]
     else:
-        if not rel.columns:
-            raise error(f"an Avro stream needs declared columns: CREATE STREAM {rel.name} (...)")
-        schema = avro_schema(rel.name, [(c, type_name(rel.types[c]) if c in rel.types else "STRING")
-                                        for c in rel.columns])
-        dec = cg.bind(avro_decoder(schema), "_avro")
+        schema = rel.avro_schema
+        if schema is None:
+            if not rel.columns:
+                raise error(f"an Avro stream needs declared columns or a schema: CREATE STREAM {rel.name} (...), "
+                            f"'{rel.name}.avro.schema' or '{rel.name}.avro.schema.file'")
+            schema = avro_schema(rel.name, [(c, type_name(rel.types[c]) if c in rel.types else "STRING")
+                                            for c in rel.columns])
+        dec = cg.bind(avro_decoder(schema, confluent=rel.avro_confluent), "_avro")
         lines = [f"r = {dec}(m.value)"]
-    if rel.types:
-        casts = {name: caster(t) for name, t in rel.types.items()}
-        key_col = rel.key_column
+    # Columns an Avro schema already types need no cast: a cast per value would only copy it.
+    casts = {name: caster(t) for name, t in rel.types.items() if name not in rel.exact}
+    key_col = rel.key_column
+    if casts or (rel.types and key_col is not None):
 
         def cast_row(r: dict[str, Any], m: Any) -> dict[str, Any]:
             if key_col is not None:
@@ -128,7 +132,11 @@ def decode_lines(cg: Codegen, rel: Relation, need_et: bool, store: set[str]) -> 
     if need_et or "_event_time" in store:
         if rel.ts_field is not None:
             parse = cg.bind(event_time_parser(rel.ts_format), "_et")
-            lines.append(f"et = {parse}(r.get({rel.ts_field!r}))")
+            if is_epoch_millis(rel.ts_format):
+                # The parser returns an int as it is: only other values (None, text) need the call.
+                lines += [f"et = r.get({rel.ts_field!r})", f"if type(et) is not int: et = {parse}(et)"]
+            else:
+                lines.append(f"et = {parse}(r.get({rel.ts_field!r}))")
         else:
             lines.append("et = m.timestamp")
     for col in SYSTEM_COLUMNS:
@@ -142,14 +150,19 @@ def iso_or_none(v: Any) -> Any:
     return format_timestamp(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-def encode_output(cg: Codegen, names: list[str], timestamps: list[str], pk: list[int]) -> list[str]:
-    """The tail of an ``encode`` body: dict ``o`` (built before) to a (key, JSON) pair.
+def encode_output(cg: Codegen, names: list[str], timestamps: list[str], pk: list[int],
+                  encoder: RowEncoder | None = None) -> list[str]:
+    """The tail of an ``encode`` body: dict ``o`` (built before) to a (key, value) pair.
 
     ``timestamps`` are the output columns to format as ISO text; ``pk`` the positions in ``names``
     of the PRIMARY KEY columns (the Kafka key; without one the input record's key is kept).
+    ``encoder`` is the sink's (Avro): it takes ``o`` with the engine's values as they are, and a row
+    it refuses fails inside the batch loop, as the record's error. None: JSON.
     """
-    lines = [f"o[{n!r}] = {cg.bind(iso_or_none, '_iso')}(o[{n!r}])" for n in timestamps]
     key = (f"{cg.bind(key_bytes, '_key')}([{', '.join(f'o[{names[i]!r}]' for i in pk)}])" if pk
            else "m.key")
+    if encoder is not None:
+        return [f"append(({key}, {cg.bind(encoder, '_venc')}(o)))"]
+    lines = [f"o[{n!r}] = {cg.bind(iso_or_none, '_iso')}(o[{n!r}])" for n in timestamps]
     lines.append(f"append(({key}, _dumps(o)))")
     return lines

@@ -1,7 +1,8 @@
 """The filter/project family: WHERE and the select list fused into one function per batch.
 
-Two variants are generated: ``encode`` (Kafka key and JSON value for a sink; ``SELECT *`` over JSON
-forwards the record's bytes untouched) and ``rows`` (``RowEvent``s for a client).
+Two variants are generated: ``encode`` (Kafka key and value for a sink, JSON or the sink's encoder;
+``SELECT *`` from JSON to JSON forwards the record's bytes untouched) and ``rows`` (``RowEvent``s for
+a client).
 """
 
 from __future__ import annotations
@@ -43,14 +44,19 @@ class FilterProjectPlanner(QueryBase):
         names = [n for n, _ in values]
         pk = self._primary_key(names)
         ts_cols = [n for n in names if types[n] == "TIMESTAMP"]
-        if star and not values:
+        known_star = [c for c in (rel.columns or ()) if c not in names] if star else []
+        out_types = [(c, type_name(rel.types[c]) if c in rel.types else "ANY") for c in known_star]
+        encoder = self._sink_encoder(None if star and rel.columns is None else
+                                     out_types + [(n, types[n]) for n in names])
+        if star and not values and encoder is not None:
+            encode_body = [*decode, f"append((m.key, {cg.bind(encoder, '_venc')}(r)))"]
+        elif star and not values:
             encode_body = [*decode, "append((m.key, m.value))" if rel.spec.format == "json" and not rel.types
                            else "append((m.key, _dumps(r)))"]
         else:
             fields = ", ".join(f"{n!r}: {c}" for n, c in values)
             obj = f"{{**r, {fields}}}" if star else f"{{{fields}}}"
-            encode_body = [*decode, f"o = {obj}", *encode_output(cg, names, ts_cols, pk)]
-        known_star = [c for c in (rel.columns or ()) if c not in names] if star else []
+            encode_body = [*decode, f"o = {obj}", *encode_output(cg, names, ts_cols, pk, encoder)]
         row_items = [f"r.get({c!r})" for c in known_star] + [c for _, c in values]
         rows_body = [*decode, f"append(RowEvent([{', '.join(row_items)}]))"]
         cg.add(loop(encode_body, "encode"))

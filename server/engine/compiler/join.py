@@ -2,12 +2,13 @@
 
 The first JOIN becomes the operator (operators/join.py): ``scan0``/``scan1`` decode each side and
 compute its equality key; matched rows go to a projection, an aggregation or OVER, after lookups in
-further file tables (``chain``). ON is split into equality keys, an event-time bound and a residual
-condition applied with WHERE.
+further tables (``chain``: files loaded per processor, topic tables fed as extra inputs). ON is split
+into equality keys, an event-time bound and a residual condition applied with WHERE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from velo.grammar import ast
@@ -15,8 +16,9 @@ from velo.grammar import ast
 from ..expressions import error
 from ..operators.aggregate import AggregateProcessor
 from ..operators.join import StreamStreamJoin, StreamTableJoin
-from ..operators.output import Output
+from ..operators.output import Output, with_encode_errors
 from ..operators.over import OverProcessor
+from ..operators.tables import KeyedTable
 from ..plan import OutputColumn
 from ..processor import Mode, Processor
 from ..time import Watermarks
@@ -51,7 +53,10 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             raise error(f"a stream–table join is INNER or LEFT, not {join.kind.upper()}", join)
         store = self._needed_system() | {"_event_time"}
         for side, rel in ((0, left), (1, right)):
-            self._keyed_scan(f"scan{side}", rel, [k[side] for k in keys], store)
+            self._keyed_scan(f"scan{side}", rel, [k[side] for k in keys], store, table=side == 1 and is_table)
+        both = self_join and _decodes_alike(left, right)
+        if both:
+            self._self_scan(left, keys, store)
         extra = self._extra_tables()
         variables = {0: "L", 1: "R", **{j: f"T{j}" for j, _, _ in extra}}
         self._unpack = ", ".join(variables[i] for i in sorted(variables)) + ", m = item"
@@ -67,6 +72,8 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             col_access: Callable[[ast.Column], str] = access
         else:
             col_access = self._access(variables, direct=False)
+        # Before the code after the join: its subqueries' tables are read after the joined tables.
+        file_tables = self._chain_code(extra, col_access) if extra else {}
         ec = cg.compiler(col_access, record_var="m")
         self._current = ec
         conds = [c for c in (residual, s.where) if c is not None]
@@ -102,8 +109,7 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             self._emit_post(body, names, values, types)
             post_kind = "project"
         if extra:
-            self._chain_code(extra, col_access)
-            steps += [f"Then: {jn.kind.upper()} JOIN file table {self.relations[j].alias}"
+            steps += [f"Then: {jn.kind.upper()} JOIN {self.relations[j].spec.kind} table {self.relations[j].alias}"
                       for j, jn, _ in extra]
         ns = cg.build(left.spec.topic)
         scan0, scan1 = ns["scan0"], ns["scan1"]
@@ -115,9 +121,11 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         plan = self._plan("join", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
                           (emit if post_kind == "aggregate" else "none"), steps, warnings)
         inputs = self._inputs()
+        # Project and OVER took the sink's encoder in their generated code; an aggregate's Output takes it.
+        encoder = self._sink_encoder(list(zip(names, types, strict=True))) if post_kind == "aggregate" else None
 
         def factory(mode: Mode) -> Processor:
-            output = Output(mode, names, types, pkeys)
+            output = Output(mode, names, types, pkeys, encoder)
             watermarks = Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms)
             if post_kind == "aggregate":
                 aggp = AggregateProcessor(None, project_fn, specs, wspec, emit, output,
@@ -125,52 +133,70 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
                                           distinct)
                 post = post_aggregate(extract, aggp)
             elif post_kind == "over":
-                over = OverProcessor(None, ns["over_inputs"], specs_o, wrap_post(ns[f"post_{mode}"]),
-                                     opts.over_ttl_ms)
+                over = OverProcessor(ns[f"over_{mode}"], specs_o, opts.over_ttl_ms)
                 post = post_over(over)
             else:
                 post = wrap_post(ns[f"post_{mode}"])
             if extra:
-                for j, _, _ in extra:  # each run reads the extra tables afresh
-                    table = ns[f"_tab{j}"]
+                for j, table in file_tables.items():  # each run reads the file tables afresh
                     table.clear()
-                    for row, _et, _part, key, _m in load_table(self.relations[j], ns[f"scan{j}"]):
-                        if key is not None:
-                            table[key] = row
+                    table.apply(load_table(self.relations[j], ns[f"scan{j}"]))
                 post = chained(ns["chain"], post)
             if is_table:
                 fresh_rows = load_table(right, scan1) if right.spec.kind == "file" else None
                 watch = None
                 if right.watch and right.path is not None:
                     watch = (right.path, lambda: load_table(right, scan1))
-                return StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
-                                       join.kind == "left", fresh_rows, watch)
+                return with_encode_errors(StreamTableJoin(scan0, None if right.spec.kind == "file" else scan1, post,
+                                                          join.kind == "left", fresh_rows, watch), output)
             before, after = (None, None) if bound is None else bound
-            return StreamStreamJoin(scan0, scan1, post, join.kind, before, after, grace,
-                                    opts.join_ttl_ms, opts.join_max_rows, watermarks, self_join)
+            return with_encode_errors(StreamStreamJoin(scan0, scan1, post, join.kind, before, after, grace,
+                                                       opts.join_ttl_ms, opts.join_max_rows, watermarks, self_join,
+                                                       ns["scan_both"] if both else None),
+                                      output)
 
         return CompiledQuery(plan, inputs, cg.source, factory)
 
-    def _keyed_scan(self, name: str, rel: Relation, key_exprs: list[ast.Expr], store: set[str]) -> None:
+    def _keyed_scan(self, name: str, rel: Relation, key_exprs: list[ast.Expr], store: set[str],
+                    table: bool = False) -> None:
         """``name(batch)``: ``rel``'s records as (row, event time, partition, join key, record).
 
         Every column of the key expressions is read from the one decoded row ``r``; a key with a
-        NULL part is None (it matches nothing).
+        NULL part is None (it matches nothing). A ``table``'s tombstone (null value) comes out with
+        row None: it deletes its message key (operators/tables.py).
         """
-        lines = decode_lines(self.cg, rel, True, store)
+        lines = ["if m.value is None:", "    append((None, 0, m.partition, None, m))", "    continue"] \
+            if table else []
+        lines += decode_lines(self.cg, rel, True, store)
         ec = self.cg.compiler(self._access({rel.index: "r", 0: "r"}, direct=False), record_var=None)
         lines.append("key = (" + "".join(f"{ec.compile(k)}, " for k in key_exprs) + ")")
         lines.append("if None in key: key = None")
         lines.append("append((r, et, m.partition, key, m))")
         self.cg.add(loop(lines, name))
 
+    def _self_scan(self, rel: Relation, keys: list[tuple[ast.Expr, ast.Expr]], store: set[str]) -> None:
+        """``scan_both(batch)``: a self-join's records decoded once, each as a left row then a right row.
+
+        Both rows hold the one decoded dict (nothing writes to a row after its scan); each side has its
+        own join key. A record that fails is one error and joins on neither side.
+        """
+        lines = decode_lines(self.cg, rel, True, store)
+        ec = self.cg.compiler(self._access({0: "r"}, direct=False), record_var=None)
+        left_key = "(" + "".join(f"{ec.compile(k[0])}, " for k in keys) + ")"
+        right_key = "(" + "".join(f"{ec.compile(k[1])}, " for k in keys) + ")"
+        lines += [f"k0 = {left_key}", "if None in k0: k0 = None"]
+        lines += ["k1 = k0"] if right_key == left_key else [f"k1 = {right_key}", "if None in k1: k1 = None"]
+        lines += ["append((r, et, m.partition, k0, m))", "append((r, et, m.partition, k1, m))"]
+        self.cg.add(loop(lines, "scan_both"))
+
     def _extra_tables(self) -> list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]]:
-        """Joins after the first: file-table lookups keyed by equalities with earlier relations."""
+        """Joins after the first: table lookups keyed by equalities with earlier relations."""
         out = []
         for j, jn in enumerate(self.select.joins[1:], start=2):
             rel = self.relations[j]
-            if rel.spec.role != "table" or rel.spec.kind != "file":
-                raise error("a second or later JOIN must be a file table in this version", jn.table)
+            if rel.spec.role != "table":
+                raise error("a second or later JOIN must be a table (a file, a catalog TABLE or a CREATE TABLE "
+                            "AS output); join two streams in the first JOIN", jn.table)
             if jn.kind not in ("inner", "left"):
                 raise error(f"a join with a table is INNER or LEFT, not {jn.kind.upper()}", jn)
             keys: list[tuple[ast.Expr, ast.Expr]] = []
@@ -198,13 +224,25 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         return found
 
     def _chain_code(self, extra: list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]],
-                    access: Callable[[ast.Column], str]) -> None:
-        """``scan{j}`` per extra table (its side of the keys) and ``chain``, which looks them up."""
+                    access: Callable[[ast.Column], str]) -> dict[int, KeyedTable]:
+        """``scan{j}`` per extra table (its side of the keys) and ``chain``, which looks them up.
+
+        Each table is a ``KeyedTable`` whose ``rows`` dict ``chain`` reads as ``_tab{j}``. A topic
+        table becomes an extra input of the query (``_live``); the file tables are returned, to be
+        loaded when a processor is made.
+        """
         cg = self.cg
         store = self._needed_system() | {"_event_time"}
+        file_tables: dict[int, KeyedTable] = {}
         for j, _, keys in extra:
-            self._keyed_scan(f"scan{j}", self.relations[j], [k[1] for k in keys], store)
-            cg.namespace[f"_tab{j}"] = {}
+            rel = self.relations[j]
+            self._keyed_scan(f"scan{j}", rel, [k[1] for k in keys], store, table=rel.spec.kind == "kafka")
+            table = KeyedTable()
+            cg.namespace[f"_tab{j}"] = table.rows
+            if rel.spec.kind == "file":
+                file_tables[j] = table
+            else:
+                self._live.append((rel.spec, f"scan{j}", table))
         ec = cg.compiler(access, record_var=None)
         body = ["L, R, m = item"]
         names = ["L", "R"]
@@ -216,6 +254,7 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             names.append(f"T{j}")
         body.append(f"append(({', '.join(names)}, m))")
         cg.add(loop(body, "chain", item="item", record="item[-1]"))
+        return file_tables
 
     def _join_condition(self, join: ast.Join, left: Relation, right: Relation) -> tuple[
             list[tuple[ast.Expr, ast.Expr]], tuple[int, int] | None, ast.Expr | None]:
@@ -280,3 +319,8 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         if operand_side == 0:  # left.et in [right.et + lo, right.et + hi] → right - left in [-hi, -lo]
             return hi[1], -lo[1]
         return None
+
+
+def _decodes_alike(a: Relation, b: Relation) -> bool:
+    """Whether a self-join's two relations decode a record into the same row (all but the alias equal)."""
+    return dataclasses.replace(a, alias=b.alias, spec=dataclasses.replace(a.spec, name=b.spec.name)) == b

@@ -28,13 +28,16 @@ class CompiledQuery:
     """A plan with its generated functions; ``processor()`` gives the per-run object drivers use.
 
     ``inputs`` lists what the driver must read; it feeds input ``i``'s records with
-    ``process(records, i)``. A file table read at start (stream–table join) is not an input.
+    ``process(records, i)``. A file table read at start (stream–table join) is not an input; the
+    topic tables of later joins and of subqueries come after the query's own inputs (role ``table``).
     """
 
     plan: QueryPlan
     inputs: tuple[InputSpec, ...]
     source_code: str
     _factory: Callable[[Mode], Processor]
+    output_format: str = "json"  # how ``encode`` values are written: json, or avro with output_schema
+    output_schema: dict[str, Any] | None = None
 
     def processor(self, mode: Mode) -> Processor:
         """A fresh processor: ``encode`` for jobs (Kafka rows), ``rows`` for clients."""

@@ -2,8 +2,8 @@
 
 ``StatelessProcessor`` runs a filter/project function per batch; ``NoProcessor`` stands in where a
 part of a plan is never driven on its own; ``post*`` / ``chained`` adapt a join's matched rows to
-what comes after the join (projection, aggregation, OVER, further table lookups); ``load_table``
-reads a file table through its generated scan.
+what comes after the join (projection, aggregation, OVER, further table lookups) and hand its state
+to the join's snapshot; ``load_table`` reads a file table through its generated scan.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ...connectors.files import read_rows
 from ..operators.aggregate import AggregateProcessor
 from ..operators.over import OverProcessor
 from ..processor import Emitted, Processor, RecordErrors
+from ..snapshot import SnapshotError, restore_into, state_of
 from .relations import Relation
 
 Generated = Callable[[Any], tuple[list[Any], RecordErrors | None]]  # a generated batch function
@@ -37,6 +38,12 @@ class NoProcessor:
 
     def state_bytes(self) -> int:
         return 0
+
+    def snapshot(self) -> bytes | None:
+        return None
+
+    def restore(self, data: bytes) -> None:
+        raise SnapshotError("a stateless query has no state to restore")
 
 
 def no_processor() -> Processor:
@@ -64,44 +71,84 @@ def wrap_post(fn: Generated) -> Callable[[Any], Emitted]:
     return run
 
 
-def chained(chain: Generated, then: Callable[[Any], Emitted]) -> Callable[[Any], Emitted]:
-    """Looks up the extra tables of a multi-join, then runs ``then``."""
+class _Chained:
+    """Looks up the extra tables of a multi-join, then runs ``then`` (whose state it snapshots)."""
 
-    def run(items: Any) -> Emitted:
-        rows, errors = chain(items)
-        out = then(rows)
+    def __init__(self, chain: Generated, then: Callable[[Any], Emitted]) -> None:
+        self._chain = chain
+        self._then = then
+
+    def __call__(self, items: Any) -> Emitted:
+        rows, errors = self._chain(items)
+        out = self._then(rows)
         if errors:
             out.errors = errors + (out.errors or [])
         return out
 
-    return run
+    def snapshot(self) -> bytes | None:
+        # The extra tables are re-read at every start: only what follows them keeps state.
+        return state_of(self._then)
+
+    def restore(self, data: bytes) -> None:
+        restore_into(self._then, data)
 
 
-def post_over(over: OverProcessor) -> Callable[[Any], Emitted]:
+def chained(chain: Generated, then: Callable[[Any], Emitted]) -> Callable[[Any], Emitted]:
+    """Looks up the extra tables of a multi-join, then runs ``then``."""
+    return _Chained(chain, then)
+
+
+class _PostOver:
     """Feeds joined rows (all but the record) to the analytic operator."""
 
-    def run(items: Any) -> Emitted:
+    def __init__(self, over: OverProcessor) -> None:
+        self._over = over
+
+    def __call__(self, items: Any) -> Emitted:
         rows = []
         for item in items:
             row = item[:-1]
             et = next((d.get("_event_time") for d in row if d), 0)
             rows.append((row, et, item[-1]))
-        return over.consume(rows)
+        return self._over.consume(rows)
 
-    return run
+    def snapshot(self) -> bytes:
+        return self._over.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self._over.restore(data)
+
+
+def post_over(over: OverProcessor) -> Callable[[Any], Emitted]:
+    """Feeds joined rows (all but the record) to the analytic operator."""
+    return _PostOver(over)
+
+
+class _PostAggregate:
+    """Extracts group keys and arguments from joined rows, then feeds the aggregate operator."""
+
+    def __init__(self, extract: Callable[[Any], tuple[list[tuple[Any, ...]], RecordErrors | None]],
+                 agg: AggregateProcessor) -> None:
+        self._extract = extract
+        self._agg = agg
+
+    def __call__(self, items: Any) -> Emitted:
+        tuples, errors = self._extract(items)
+        out = self._agg.consume(tuples)
+        out.errors = errors
+        return out
+
+    def snapshot(self) -> bytes:
+        return self._agg.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self._agg.restore(data)
 
 
 def post_aggregate(extract: Callable[[Any], tuple[list[tuple[Any, ...]], RecordErrors | None]],
                    agg: AggregateProcessor) -> Callable[[Any], Emitted]:
     """Extracts group keys and arguments from joined rows, then feeds the aggregate operator."""
-
-    def run(items: Any) -> Emitted:
-        tuples, errors = extract(items)
-        out = agg.consume(tuples)
-        out.errors = errors
-        return out
-
-    return run
+    return _PostAggregate(extract, agg)
 
 
 def load_table(rel: Relation, scan: Callable[[Any], tuple[list[tuple[Any, ...]], Any]]) -> list[tuple[Any, ...]]:

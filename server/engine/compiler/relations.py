@@ -14,8 +14,18 @@ from typing import Any
 from velo.grammar import ast
 
 from ...connectors.files import file_columns
+from ..avro import (
+    check_avro_keys,
+    check_declared_columns,
+    confluent_flag,
+    field_types,
+    is_exact,
+    parse_schema_text,
+    read_schema_file,
+)
 from ..catalog import Catalog, CatalogEntry
 from ..expressions import error
+from ..types import type_name
 from ..validate import JobOptions, check_path
 from .model import InputSpec
 
@@ -39,6 +49,9 @@ class Relation:
     has_headers: bool = True
     path: Path | None = None
     watch: bool = False
+    avro_schema: dict[str, Any] | None = None  # the writers' schema of an Avro source, when one is given
+    avro_confluent: bool = False  # values carry the Confluent header (magic byte, schema id)
+    exact: set[str] = field(default_factory=set)  # typed columns that decode already typed: no cast
 
     def has(self, column: str) -> bool:
         return self.columns is None or column in self.columns or column in SYSTEM_COLUMNS
@@ -79,6 +92,7 @@ def _resolve(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Cata
             rel.spec = InputSpec(alias, topic, "file", fmt, str(rel.path), "table")
         if entry is not None:
             apply_entry(rel, entry)
+        apply_avro(rel, props, entry, data_dir, ref)
         return rel
     if entry is not None:
         kind = "file" if entry.source_type == "file_source" else "kafka"
@@ -91,6 +105,7 @@ def _resolve(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Cata
             rel.path = check_path(entry.path, data_dir, ref)
             rel.spec = InputSpec(alias, entry.topic or ref.name, kind, entry.format, str(rel.path), role)
         apply_entry(rel, entry)
+        apply_avro(rel, None, entry, data_dir, ref)
         return rel
     rel = Relation(ref.name, alias, index, InputSpec(alias, ref.name), None)
     if star_columns is not None and index == 0:
@@ -112,3 +127,41 @@ def apply_entry(rel: Relation, entry: CatalogEntry) -> None:
     rel.has_headers = str(entry.options.get("has_headers", "true")).lower() != "false"
     rel.watch = str(entry.options.get("watch", "false")).lower() == "true"
 
+
+def apply_avro(rel: Relation, props: dict[str, Any] | None, entry: CatalogEntry | None, data_dir: Any,
+               ref: ast.TableRef) -> None:
+    """The Avro schema of a Kafka source: inline (text or file), else its catalog entry's.
+
+    Without declared columns the schema's fields are the columns, typed; declared columns must be
+    fields. Columns whose declared type is the field's own decode already typed (``exact``).
+    """
+    if props is not None:
+        check_avro_keys(rel.name, props, {}, ref)  # again: a config_file may have added keys
+    if rel.spec.format != "avro" or rel.spec.kind != "kafka":
+        return
+    p = props or {}
+    stored = entry.options if entry is not None else {}
+    rel.avro_confluent = confluent_flag(p.get("avro.confluent", stored.get("avro.confluent", False)),
+                                        f"{rel.name}.avro.confluent", ref)
+    if "avro.schema" in p:
+        schema = parse_schema_text(p["avro.schema"], rel.name, ref)
+    elif "avro.schema.file" in p:
+        raw = str(p["avro.schema.file"])
+        schema = read_schema_file(check_path(raw, data_dir, ref), raw, rel.name, ref)
+    elif "avro.schema" in stored:
+        schema = parse_schema_text(stored["avro.schema"], rel.name, ref)
+    else:
+        return
+    rel.avro_schema = schema
+    types = field_types(schema)
+    if entry is not None and entry.columns:
+        check_declared_columns(rel.name, [(c.name, c.key, None) for c in entry.columns], schema, ref)
+        rel.exact = set()
+        for name, t in rel.types.items():
+            own = types.get(name)
+            if own is not None and is_exact(own) and type_name(t) == type_name(own):
+                rel.exact.add(name)
+    else:
+        rel.columns = list(types)
+        rel.types = {n: t for n, t in types.items() if t is not None}
+        rel.exact = {n for n, t in rel.types.items() if is_exact(t)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -84,3 +84,11 @@ def output_name(item: ast.SelectItem, index: int) -> str:
     if isinstance(item.expr, ast.FunctionCall):
         return item.expr.name.lower()
     return f"col_{index}"
+
+
+def all_of(conditions: Sequence[ast.Expr]) -> ast.Expr | None:
+    """``conditions`` ANDed (None when there are none)."""
+    out: ast.Expr | None = None
+    for c in conditions:
+        out = c if out is None else ast.BinaryOp("AND", out, c)
+    return out

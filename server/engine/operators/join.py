@@ -5,9 +5,10 @@ functions (decode + cast + join key). Pairs ``(left_row, right_row, record)`` go
 ``post`` function (WHERE + projection, or the extraction of an aggregate after the join); a missing
 side is an empty dict, so its columns read as NULL.
 
-* Stream–table: the table is a dict join-key → latest row, filled from a file at start or from a
-  (compacted) topic as its records arrive; each stream record is looked up once. ``ON true`` joins
-  every stream record with the table's single row (key ``()``).
+* Stream–table: the table (tables.KeyedTable) is the latest row per message key, looked up by join
+  key, filled from a file at start or from a (compacted) topic as its records arrive (a tombstone
+  deletes its key); each stream record is looked up once. ``ON true`` joins every stream record with
+  the table's single row (key ``()``).
 * Stream–stream: rows wait in per-key buffers. With a time bound (``WITHIN d`` or
   ``b._event_time BETWEEN a._event_time - x AND a._event_time + y``) a row is evicted once the
   watermark shows no partner can still arrive; without one, after ``join.state.ttl`` of event time
@@ -18,6 +19,7 @@ side is an empty dict, so its columns read as NULL.
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ..processor import Emitted, RecordErrors
+from ..snapshot import decode, encode, restore_into, state_of
 from ..time import NO_WATERMARK, Watermarks
+from .tables import KeyedTable
 
 Scan = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
 Post = Callable[[list[tuple[Any, Any, Any]]], Emitted]
@@ -49,9 +53,10 @@ class StreamTableJoin:
         self._scan_table = scan_table
         self._post = post
         self._outer = outer
-        self._table: dict[Any, Any] = {}
+        # A topic table keeps the latest row per message key (a tombstone deletes it); lookups go by join key.
+        self._table = KeyedTable()
         if table_rows:
-            self._upsert(table_rows)
+            self._table.apply(table_rows)
         # ``'watch' = 'true'``: the file is re-read when its modification time changes.
         self._watch = watch
         self._mtime = _mtime(watch[0]) if watch else None
@@ -68,24 +73,18 @@ class StreamTableJoin:
                 rows = self._watch[1]()
             except Exception:  # a half-written file: keep the old table, retry later
                 return
-            self._table = {}
-            self._upsert(rows)
-
-    def _upsert(self, rows: list[tuple[Any, ...]]) -> None:
-        table = self._table
-        for row, _et, _part, key, _m in rows:
-            if key is not None:
-                table[key] = row
+            self._table.clear()
+            self._table.apply(rows)
 
     def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
         if input_index == 1:
             assert self._scan_table is not None
             rows, errors = self._scan_table(records)
-            self._upsert(rows)
+            self._table.apply(rows)
             return Emitted([], errors)
         self._maybe_reload()
         rows, errors = self._scan_stream(records)
-        table = self._table
+        table = self._table.rows
         pairs: list[tuple[Any, Any, Any]] = []
         empty: dict[str, Any] = {}
         for row, _et, _part, key, m in rows:
@@ -107,6 +106,19 @@ class StreamTableJoin:
 
     def state_bytes(self) -> int:
         return len(self._table) * 200
+
+    def snapshot(self) -> bytes | None:
+        """The state of what follows the join (an aggregate, OVER); None when that keeps none.
+
+        The table itself is not kept: every run rebuilds it, from its file or from the whole topic
+        (read to its end before any stream record), so a snapshot would only repeat it.
+        """
+        post = state_of(self._post)
+        return None if post is None else encode("stream-table join", {"post": post})
+
+    def restore(self, data: bytes) -> None:
+        """Take over ``snapshot()``'s state."""
+        restore_into(self._post, decode("stream-table join", data)["post"])
 
 
 _WATCH_INTERVAL_S = 1.0
@@ -134,13 +146,16 @@ class StreamStreamJoin:
     """Two streams joined on equal keys within ``right.et - left.et ∈ [-before, after]``.
 
     ``before``/``after`` are None for an unbounded join (state kept for ``ttl`` ms of event time).
-    ``self_join`` feeds every record of input 0 to both sides (the topic is read once).
+    ``self_join`` feeds every record of input 0 to both sides (the topic is read once); with
+    ``scan_both`` (both sides decode alike) each record is decoded once, into a left and a right row
+    that share the decoded dict.
     """
 
     def __init__(self, scan_left: Scan, scan_right: Scan, post: Post, kind: str,
                  before: int | None, after: int | None, grace: int, ttl: int, max_rows: int,
-                 watermarks: Watermarks, self_join: bool = False) -> None:
+                 watermarks: Watermarks, self_join: bool = False, scan_both: Scan | None = None) -> None:
         self._scan = (scan_left, scan_right)
+        self._scan_both = scan_both
         self._post = post
         self._left_outer = kind in ("left", "full")
         self._right_outer = kind in ("right", "full")
@@ -159,20 +174,20 @@ class StreamStreamJoin:
 
     def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
         pairs: list[tuple[Any, Any, Any]] = []
-        if self._self_join:
-            # Each record joins as a left row and as a right row, in arrival order, so eviction
-            # (which follows the watermark record by record) never runs ahead of a partner.
+        if self._scan_both is not None:
+            # Rows alternate left, right: each record joins as a left row and as a right row, in
+            # arrival order, so eviction (which follows the watermark record by record) never runs
+            # ahead of a partner.
+            both, errors = self._scan_both(records)
+            self._add(both, None, pairs)
+        elif self._self_join:
             left, e1 = self._scan[0](records)
             right, e2 = self._scan[1](records)
             errors = _merge_errors(e1, e2)
-            add = self._add_one
-            for lrow, rrow in zip(left, right, strict=False):
-                add(0, lrow, pairs)
-                add(1, rrow, pairs)
+            self._add([row for two in zip(left, right, strict=False) for row in two], None, pairs)
         else:
             rows, errors = self._scan[input_index](records)
-            for row in rows:
-                self._add_one(input_index, row, pairs)
+            self._add(rows, input_index, pairs)
         sides = (0, 1) if self._self_join else (input_index,)
         self._wm.touch({(s, p) for s in sides for p in {r.partition for r in records}})
         if self._rows > self._max_rows:
@@ -181,62 +196,88 @@ class StreamStreamJoin:
         out.errors = _merge_errors(errors, out.errors)
         return out
 
-    def _add_one(self, side: int, item: tuple[Any, ...], pairs: list[tuple[Any, Any, Any]]) -> None:
-        row, et, part, key, m = item
-        wm = self._wm.observe((side, part), et)
-        if self._expiry and self._expiry[0][0] < wm:
-            pairs += self._evict(wm)
-        if key is None:  # a NULL key never matches; outer rows still come out
-            if (self._left_outer and side == 0) or (self._right_outer and side == 1):
-                empty: dict[str, Any] = {}
-                pairs.append((row, empty, m) if side == 0 else (empty, row, m))
-            return
+    def _add(self, items: list[tuple[Any, ...]], side: int | None, pairs: list[tuple[Any, Any, Any]]) -> None:
+        """Join scanned rows with the other side's buffer and buffer them, in order.
+
+        ``side`` is the side of every row, or None when the rows alternate left, right (a
+        self-join). One loop with everything inline: this runs for every row of both inputs.
+        """
+        observe = self._wm.observe
+        heap = self._expiry
+        buffers = self._buffers
+        push = heapq.heappush
+        outer = (self._left_outer, self._right_outer)
         before, after = self._before, self._after
-        entry = _Entry(row, et, m)
-        for o in self._buffers[1 - side].get(key, ()):
-            if not o.alive:
-                continue
-            d = (o.et - et) if side == 0 else (et - o.et)  # right.et - left.et
-            if before is not None and after is not None and not -before <= d <= after:
-                continue
-            o.matched = entry.matched = True
-            pairs.append((row, o.row, m) if side == 0 else (o.row, row, m))
-        bucket = self._buffers[side].get(key)
-        if bucket is None:
-            bucket = self._buffers[side][key] = deque()
-        bucket.append(entry)
-        self._rows += 1
-        # How long a partner may still arrive, in event time, after this row.
+        bounded = before is not None and after is not None
+        lowest = -before if before is not None else 0
+        highest = after if after is not None else 0
+        # How long a partner may still arrive, in event time, after a row of each side.
         if before is None or after is None:
-            horizon = et + self._ttl
+            wait = (self._ttl, self._ttl)
         else:
-            horizon = et + (after if side == 0 else before) + self._grace
-        self._seq += 1
-        heapq.heappush(self._expiry, (horizon, self._seq, side, key, entry))
+            wait = (after + self._grace, before + self._grace)
+        sides = itertools.cycle((0, 1)) if side is None else itertools.repeat(side)
+        for s, (row, et, part, key, m) in zip(sides, items, strict=False):  # ``sides`` is endless
+            wm = observe((s, part), et)
+            if heap and heap[0][0] < wm:
+                pairs += self._evict(wm)
+            if key is None:  # a NULL key never matches; outer rows still come out
+                if outer[s]:
+                    empty: dict[str, Any] = {}
+                    pairs.append((row, empty, m) if s == 0 else (empty, row, m))
+                continue
+            matched = False
+            partners = buffers[1 - s].get(key)
+            if partners:
+                for o in partners:
+                    if not o.alive:
+                        continue
+                    if bounded:
+                        d = (o.et - et) if s == 0 else (et - o.et)  # right.et - left.et
+                        if not lowest <= d <= highest:
+                            continue
+                    o.matched = matched = True
+                    pairs.append((row, o.row, m) if s == 0 else (o.row, row, m))
+            horizon = et + wait[s]
+            if horizon < wm and not outer[s]:
+                # Already past its horizon: the next row's eviction would drop it before anything
+                # could match it, and an inner side emits nothing then, so it is not buffered at all.
+                continue
+            entry = _Entry(row, et, m)
+            entry.matched = matched
+            bucket = buffers[s].get(key)
+            if bucket is None:
+                bucket = buffers[s][key] = deque()
+            bucket.append(entry)
+            self._rows += 1
+            self._seq += 1
+            push(heap, (horizon, self._seq, s, key, entry))
 
     def _evict(self, watermark: int | None, count: int | None = None) -> list[tuple[Any, Any, Any]]:
+        """Drop rows whose horizon the watermark has passed (or the ``count`` oldest); unmatched outer
+        rows come out with NULLs for the other side."""
         out: list[tuple[Any, Any, Any]] = []
-        empty: dict[str, Any] = {}
         heap = self._expiry
+        buffers = self._buffers
+        pop = heapq.heappop
+        outer = (self._left_outer, self._right_outer)
         while heap and ((count is not None and count > 0) or
                         (watermark is not None and count is None and heap[0][0] < watermark)):
-            _, _, side, key, entry = heapq.heappop(heap)
+            _, _, side, key, entry = pop(heap)
             if count is not None:
                 count -= 1
             entry.alive = False
             self._rows -= 1
-            bucket = self._buffers[side].get(key)
+            bucket = buffers[side].get(key)
             if bucket is not None:
                 # Rows mostly expire in arrival order: drop dead ones from the front (O(1)).
                 while bucket and not bucket[0].alive:
                     bucket.popleft()
                 if not bucket:
-                    del self._buffers[side][key]
-            if not entry.matched:
-                if side == 0 and self._left_outer:
-                    out.append((entry.row, empty, entry.m))
-                elif side == 1 and self._right_outer:
-                    out.append((empty, entry.row, entry.m))
+                    del buffers[side][key]
+            if not entry.matched and outer[side]:
+                empty: dict[str, Any] = {}
+                out.append((entry.row, empty, entry.m) if side == 0 else (empty, entry.row, entry.m))
         return out
 
     def tick(self, now_ms: int) -> Emitted:
@@ -265,3 +306,19 @@ class StreamStreamJoin:
 
     def state_bytes(self) -> int:
         return self._rows * 250
+
+    def snapshot(self) -> bytes:
+        """Both sides' buffered rows (with their records), the expiry heap, the watermark and what follows."""
+        # Rows are in a bucket and in the heap at once: one pickle keeps that sharing and the heap order.
+        return encode("stream-stream join", {
+            "buffers": self._buffers, "expiry": self._expiry, "seq": self._seq, "rows": self._rows,
+            "wm": self._wm.state(), "post": state_of(self._post),
+        }, plain=False)
+
+    def restore(self, data: bytes) -> None:
+        """Take over ``snapshot()``'s state."""
+        state = decode("stream-stream join", data)
+        self._buffers, self._expiry = state["buffers"], state["expiry"]
+        self._seq, self._rows = state["seq"], state["rows"]
+        self._wm.load_state(state["wm"])
+        restore_into(self._post, state["post"])

@@ -1,24 +1,37 @@
 """Analytic ``fn(...) OVER (PARTITION BY … ORDER BY … ROWS BETWEEN …)``, evaluated per arriving record.
 
 Each record is evaluated against the records of its partition seen before it (arrival order), so
-state is bounded by the frame: LAG keeps its last n values, ROWS BETWEEN n PRECEDING keeps n + 1
-values, an unbounded frame keeps a running accumulator, ROW_NUMBER/RANK/DENSE_RANK keep counters.
-Partitions idle (in event time) longer than ``over.state.ttl`` are evicted.
+state is bounded by the frame: LAG keeps its last n values, ROWS BETWEEN n PRECEDING AND m PRECEDING
+keeps the frame's n - m + 1 values and the m newest rows not in it yet, an unbounded frame keeps a
+running accumulator, ROW_NUMBER/RANK/DENSE_RANK keep counters. Partitions idle (in event time) longer
+than ``over.state.ttl`` are evicted.
+
+The per-record work is one generated function per query and output mode (compiler/over.py,
+``over_rows`` / ``over_encode``): decode (or unpack a joined row), partition key, arguments, each
+call's update inlined for its kind, WHERE and the result row. This module owns the state those
+functions update (``_new_state``) and the helpers they call.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..functions.aggregates import Accumulator
+from ..functions.aggregates import Accumulator, Avg, Count, Max, Min, Sum
 from ..processor import Emitted, RecordErrors
+from ..snapshot import decode, encode
 
-Scan = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
-Inputs = Callable[[Any], tuple[Any, Any, tuple[Any, ...]]]  # row → (partition key, order, args)
-Post = Callable[[list[tuple[Any, list[Any], Any]]], Emitted]
+# over_<mode>(batch, parts, last, new_state, max_et) → (output rows, errors, max_et): the generated
+# per-batch function (batch: records, or (row, event time, record) after a join).
+Evaluate = Callable[[Sequence[Any], dict[Any, list[Any]], dict[Any, int], Callable[[], list[Any]], int],
+                    tuple[list[Any], RecordErrors | None, int]]
+
+# Accumulators whose result over a frame of plain values the generated code computes with builtins
+# (len, min, max, sum, functools.reduce) — the same operations, in the same order, as add() one by one.
+# Their frames hold plain values; other aggregates' frames hold (value, event time).
+PLAIN_FRAME: tuple[type[Accumulator], ...] = (Count, Sum, Avg, Min, Max)
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,31 @@ class OverCall:
     end_preceding: int  # 0: CURRENT ROW
     lag: int = 1
     default: Any = None
+
+    @property
+    def plain_frame(self) -> bool:
+        """A ``ROWS BETWEEN n PRECEDING`` frame kept as plain values (see PLAIN_FRAME)."""
+        return self.preceding is not None and self.acc in PLAIN_FRAME
+
+
+def frame_values(acc: type[Accumulator], params: tuple[Any, ...], frame: Iterable[Any]) -> Any:
+    """The aggregate of a plain-value frame, one add() at a time.
+
+    The generated code's builtin shortcut raises TypeError on a NULL in the frame (or on values the
+    aggregate cannot combine); it then comes here, which skips NULLs or raises the same error.
+    """
+    a = acc(*params)
+    for v in frame:
+        a.add(v, 0)  # these aggregates ignore the event time
+    return a.result()
+
+
+def frame_pairs(acc: type[Accumulator], params: tuple[Any, ...], frame: Iterable[tuple[Any, int]]) -> Any:
+    """The aggregate of a frame of (value, event time) pairs (FIRST_VALUE, STDDEV, …)."""
+    a = acc(*params)
+    for v, et in frame:
+        a.add(v, et)
+    return a.result()
 
 
 class _Rank:
@@ -47,19 +85,17 @@ class _Rank:
 class OverProcessor:
     """The Processor of a query with analytic functions (one input)."""
 
-    def __init__(self, scan: Scan | None, inputs: Inputs, calls: Sequence[OverCall], post: Post,
-                 ttl_ms: int) -> None:
-        self._scan = scan
-        self._inputs = inputs
+    def __init__(self, evaluate: Evaluate, calls: Sequence[OverCall], ttl_ms: int) -> None:
+        self._evaluate = evaluate
         self._calls = list(calls)
-        self._post = post
         self._ttl = ttl_ms
-        self._parts: dict[Any, list[Any]] = {}  # partition key → per-call state
+        self._parts: dict[Any, list[Any]] = {}  # partition key → per-call state (see _new_state)
         self._last: dict[Any, int] = {}  # partition key → last event time
         self._max_et = 0
         self._batches = 0
 
     def _new_state(self) -> list[Any]:
+        """A new partition's state, one entry per call, in the shape the generated code updates."""
         states: list[Any] = []
         for c in self._calls:
             if c.name == "LAG":
@@ -73,81 +109,24 @@ class OverProcessor:
                 assert c.acc is not None
                 states.append((c.acc(*c.params), deque()))
             else:
-                states.append(deque(maxlen=c.preceding + 1))
+                # (frame, pending): the frame's rows, oldest first, and the m newest rows that are
+                # still too recent for it (m PRECEDING); a row moves over when it becomes m rows old.
+                states.append((deque(maxlen=c.preceding - c.end_preceding + 1), deque()))
         return states
 
     def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
-        assert self._scan is not None
-        rows, errors = self._scan(records)
-        emitted = self.consume([(row, et, m) for row, et, _part, _key, m in rows])
-        if errors:
-            emitted.errors = errors + (emitted.errors or [])
-        return emitted
+        """One batch of records (the generated function decodes them)."""
+        return self.consume(records)
 
-    def consume(self, rows: list[tuple[Any, int, Any]]) -> Emitted:
-        """Evaluate the analytic calls for ``(row, event time, record)`` triples, in order."""
-        errors: RecordErrors | None = None
-        out: list[tuple[Any, list[Any], Any]] = []
-        calls = self._calls
-        parts, last = self._parts, self._last
-        for row, et, m in rows:
-            try:
-                pk, order, args = self._inputs(row)
-            except Exception as exc:
-                errors = (errors or []) + [(m, exc)]
-                continue
-            state = parts.get(pk)
-            if state is None:
-                state = parts[pk] = self._new_state()
-            last[pk] = et
-            if et > self._max_et:
-                self._max_et = et
-            values: list[Any] = []
-            for c, s, a in zip(calls, state, args, strict=True):
-                values.append(self._eval(c, s, a, order, et))
-            out.append((row, values, m))
-        emitted = self._post(out)
-        if errors:
-            emitted.errors = errors + (emitted.errors or [])
+    def consume(self, rows: Sequence[Any]) -> Emitted:
+        """Evaluate the analytic calls for a batch, in order: records, or (row, event time, record)
+        triples when the rows come from a join."""
+        out, errors, self._max_et = self._evaluate(rows, self._parts, self._last, self._new_state, self._max_et)
+        emitted = Emitted(out, errors)
         self._batches += 1
         if self._batches % 64 == 0:
             self._evict()
         return emitted
-
-    @staticmethod
-    def _eval(c: OverCall, s: Any, a: tuple[Any, ...], order: Any, et: int) -> Any:
-        name = c.name
-        if name == "LAG":
-            v = s[0] if len(s) == c.lag else c.default
-            s.append(a[0] if a else None)
-            return v
-        if name in ("ROW_NUMBER", "RANK", "DENSE_RANK"):
-            s.count += 1
-            if order != s.last:
-                s.rank = s.count
-                s.dense += 1
-                s.last = order
-            return s.count if name == "ROW_NUMBER" else s.rank if name == "RANK" else s.dense
-        v = a[0] if a else 1  # COUNT(*) counts rows
-        if c.preceding is None and c.end_preceding == 0:
-            s.add(v, et)
-            return s.result()
-        if c.preceding is None:
-            acc, pending = s
-            pending.append((v, et))
-            if len(pending) > c.end_preceding:
-                pv, pet = pending.popleft()
-                acc.add(pv, pet)
-            return acc.result()
-        s.append((v, et))
-        assert c.acc is not None
-        acc = c.acc(*c.params)
-        frame = list(s)
-        if c.end_preceding:
-            frame = frame[: len(frame) - c.end_preceding]
-        for fv, fet in frame:
-            acc.add(fv, fet)
-        return acc.result()
 
     def _evict(self) -> None:
         limit = self._max_et - self._ttl
@@ -164,3 +143,15 @@ class OverProcessor:
 
     def state_bytes(self) -> int:
         return len(self._parts) * (100 + 80 * len(self._calls))
+
+    def snapshot(self) -> bytes:
+        """Every partition's per-call state, its last event time, and the eviction clock."""
+        # Partition states hold deques, counters and accumulators: data only, pickled as they are.
+        return encode("over", {"parts": self._parts, "last": self._last, "max_et": self._max_et,
+                               "batches": self._batches}, plain=False)
+
+    def restore(self, data: bytes) -> None:
+        """Take over ``snapshot()``'s state."""
+        state = decode("over", data)
+        self._parts, self._last = state["parts"], state["last"]
+        self._max_et, self._batches = state["max_et"], state["batches"]

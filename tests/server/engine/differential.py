@@ -53,7 +53,8 @@ def duck(tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
         cols = list(rows[0])
         types = {"symbol": "VARCHAR", "price": "DOUBLE", "qty": "BIGINT", "side": "VARCHAR",
                  "ts": "BIGINT", "sector": "VARCHAR", "k": "BIGINT", "a": "BIGINT", "b": "BIGINT",
-                 "s": "VARCHAR", "v": "DOUBLE", "name": "VARCHAR", "desk": "VARCHAR"}
+                 "s": "VARCHAR", "v": "DOUBLE", "name": "VARCHAR", "desk": "VARCHAR", "lot": "BIGINT",
+                 "n": "BIGINT", "active": "BOOLEAN"}
         decl = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in cols)
         con.execute(f"CREATE TABLE {name} ({decl})")
         con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in cols)})",

@@ -141,6 +141,20 @@ OVER: list[tuple[str, str | None]] = [
      "ROWS BETWEEN 5 PRECEDING AND 1 PRECEDING) AS a FROM t) WHERE price > a"),
     ("SELECT symbol, LAG(price, 2, 0.0) OVER (PARTITION BY symbol ORDER BY ts) AS p2, MAX(qty) OVER "
      "(PARTITION BY symbol ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS m FROM t", None),
+    # Frames ending m > 1 rows back are empty (NULL, COUNT 0) for a partition's first m rows; NULLs
+    # inside a frame are skipped (the generated builtin shortcut falls back to add() one by one).
+    ("SELECT symbol, MAX(price) OVER (PARTITION BY symbol ORDER BY ts ROWS BETWEEN 4 PRECEDING AND 3 PRECEDING) "
+     "AS mx, MIN(price) OVER (PARTITION BY symbol ORDER BY ts ROWS BETWEEN 4 PRECEDING AND 3 PRECEDING) AS mn, "
+     "SUM(price) OVER (PARTITION BY symbol ORDER BY ts ROWS BETWEEN 5 PRECEDING AND 2 PRECEDING) AS s, "
+     "COUNT(price) OVER (PARTITION BY symbol ORDER BY ts ROWS BETWEEN 5 PRECEDING AND 2 PRECEDING) AS c FROM t",
+     None),
+    ("SELECT side, FIRST_VALUE(price) OVER (PARTITION BY side ORDER BY ts ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING) "
+     "AS f, AVG(qty) OVER (PARTITION BY side ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING) AS a "
+     "FROM t",
+     # Velo's FIRST_VALUE is the first non-NULL value
+     "SELECT side, FIRST_VALUE(price IGNORE NULLS) OVER (PARTITION BY side ORDER BY ts ROWS BETWEEN 3 PRECEDING "
+     "AND 1 PRECEDING), AVG(qty) OVER (PARTITION BY side ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND "
+     "2 PRECEDING) FROM t"),
 ]
 
 
@@ -279,6 +293,26 @@ def test_self_join_reads_the_topic_once() -> None:
     rows, _ = run_velo(sql.replace(f"'{OOO_MS}ms'", "'20s'"), [records(ROWS)])
     same(rows, duck({"t": ROWS}).execute(
         "SELECT a.price, b.price FROM t a JOIN t b ON a.symbol = b.symbol "
+        "AND b.ts BETWEEN a.ts - 2000 AND a.ts + 2000").fetchall())
+
+
+def test_self_join_decodes_each_record_once() -> None:
+    from velo.grammar.parser import parse_statement
+    from velo.server.connectors.base import Record
+    from velo.server.engine.compile import compile_select
+
+    # Both sides decode alike: one scan makes the left and the right row of each record; a record
+    # that cannot be decoded is one error (not one per side) and joins on neither side.
+    sql = f"SELECT a.price, b.qty FROM t a LEFT JOIN t b ON a.symbol = b.side WITHIN 2s {ET}"
+    q = compile_select(parse_statement(sql))
+    assert "def scan_both" in q.source_code
+    batch = records(ORDERED[:30])
+    batch.insert(10, Record(b"{not json", offset=999, topic="t"))
+    out = q.processor("rows").process(batch)
+    assert [m.offset for m, _ in out.errors or []] == [999]
+    rows, _ = run_velo(sql.replace(f"'{OOO_MS}ms'", "'20s'"), [records(ROWS)])
+    same(rows, duck({"t": ROWS}).execute(
+        "SELECT a.price, b.qty FROM t a LEFT JOIN t b ON a.symbol = b.side "
         "AND b.ts BETWEEN a.ts - 2000 AND a.ts + 2000").fetchall())
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date
+
 import duckdb
 import orjson
 import pytest
 from velo.grammar import ast as a
+from velo.grammar import parse_statement
 from velo.grammar.errors import SqlValidationError
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
@@ -90,3 +93,18 @@ def test_generated_source_is_one_loop_without_tree_walks() -> None:
     assert q.source_code.count("for m in batch:") == 2  # encode and rows
     assert "_f_UPPER(r.get('symbol'))" in q.source_code
     assert [e.values for e in q.processor("rows").process(_records(ROWS)).rows] == [["AAPL"], ["AMZN"], ["TSLA"]]
+
+
+
+def test_casts_between_timestamp_date_and_string_follow_the_operands_type() -> None:
+    # TIMESTAMP (ms) and DATE (days) are both ints inside the engine: the cast reads the operand's type.
+    sql = ("SELECT CAST(CAST(ts AS TIMESTAMP) AS DATE) AS d, CAST(CAST(ts AS TIMESTAMP) AS STRING) AS s, "
+           "CAST(CAST(CAST(ts AS TIMESTAMP) AS DATE) AS TIMESTAMP) AS m, "
+           "CAST(CAST(CAST(ts AS TIMESTAMP) AS DATE) AS STRING) AS ds FROM x")
+    stmt = parse_statement(sql)
+    assert isinstance(stmt, a.Select)
+    [row] = compile_select(stmt).processor("rows").process(_records([{"ts": 1_700_000_000_123}])).rows
+    [(day, midnight, text)] = duckdb.sql("SELECT t::DATE, t::DATE::TIMESTAMP, strftime(t::DATE, '%Y-%m-%d') "
+                                         "FROM (SELECT make_timestamp(1700000000123000) AS t)").fetchall()
+    assert row.values == [(day - date(1970, 1, 1)).days, "2023-11-14T22:13:20.123Z",
+                          int(midnight.replace(tzinfo=UTC).timestamp() * 1000), text]

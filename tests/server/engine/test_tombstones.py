@@ -35,6 +35,19 @@ def test_a_retraction_goes_out_under_the_primary_key_its_upsert_used() -> None:
     assert processor.process([rec[1]]).rows == [(b"A@X", None)]
 
 
+def test_the_key_an_upsert_went_out_under_survives_a_snapshot() -> None:
+    sql = ("SELECT symbol || '@' || venue AS label PRIMARY KEY, COUNT(*) AS n FROM t "
+           "GROUP BY symbol, venue HAVING COUNT(*) < 2 EMIT CHANGES")
+    query = compile_select(parse_statement(sql))
+    first = query.processor("encode")
+    first.process([Record(orjson.dumps({"symbol": "A", "venue": "X"}), offset=0)])
+    data = first.snapshot()
+    assert data is not None
+    second = query.processor("encode")
+    second.restore(data)
+    assert second.process([Record(orjson.dumps({"symbol": "A", "venue": "X"}), offset=1)]).rows == [(b"A@X", None)]
+
+
 def test_a_closed_window_forgets_the_key_it_was_sent_under() -> None:
     sql = ("SELECT symbol AS s PRIMARY KEY, COUNT(*) AS n FROM t WINDOW TUMBLING (SIZE 1 SECOND) "
            "GROUP BY symbol EMIT CHANGES WITH ('watermark.idle_timeout' = '0s')")
