@@ -17,15 +17,13 @@ from typing import Any
 import orjson
 import pytest
 from velo.grammar.errors import SqlValidationError
-from velo.grammar.parser import parse_statement
 from velo.server.connectors.base import Record
-from velo.server.engine.catalog import Catalog, entry_from_statement
-from velo.server.engine.compile import compile_select
 from velo.server.engine.compiler.model import CompiledQuery
 from velo.server.engine.operators.tables import CorrelatedSubquery
 from velo.server.engine.processor import Processor
 
 from .differential import duck, make_rows, records, run_velo, same
+from .tables import compile_with, final
 
 ROWS = make_rows(300, seed=33)
 # The limits table as written: per symbol several rows (a duplicate value, a NULL value, an inactive
@@ -74,27 +72,11 @@ QUERIES = {
 }
 
 
-def final(writes: list[tuple[str, dict[str, Any] | None]]) -> list[dict[str, Any]]:
-    """A table's contents after its writes: the latest value per key, deleted keys gone."""
-    rows: dict[str, dict[str, Any] | None] = {}
-    for key, value in writes:
-        rows.pop(key, None)
-        rows[key] = value
-    return [v for v in rows.values() if v is not None]
-
-
 LIMITS = final(LIMIT_WRITES)
 
 
-def _catalog() -> Catalog:
-    cat = Catalog()
-    for sql in CATALOG:
-        cat.put(entry_from_statement(parse_statement(sql)))  # type: ignore[arg-type]
-    return cat
-
-
 def _compile(sql: str, data_dir: Path | None = None) -> CompiledQuery:
-    return compile_select(parse_statement(sql), catalog=_catalog(), data_dir=data_dir)  # type: ignore[arg-type]
+    return compile_with(CATALOG, sql, data_dir)
 
 
 def table_records(writes: list[tuple[str, dict[str, Any] | None]]) -> list[Record]:

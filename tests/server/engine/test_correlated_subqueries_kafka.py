@@ -19,13 +19,13 @@ import pytest
 from velo.grammar.parser import parse_statement
 from velo.server.jobs.catalog_statements import execute_catalog
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
-from velo.server.jobs.runtime import JobRuntime, JobState
+from velo.server.jobs.runtime import JobRuntime
 
 from tests.kafka_helpers import create_topic, produce, wait_until
 
 from .differential import duck, same
+from .tables import latest, read_output, run_jobs, values, write_table
 from .test_correlated_subqueries import LIMIT_WRITES, LIMITS, QUERIES, ROWS
-from .test_topic_tables_kafka import latest, read_output, values, write_table
 
 FILE_PROPS = "'limf.type' = 'file_source', 'limf.path' = 'limits.jsonl', 'limf.format' = 'json', "
 
@@ -65,32 +65,13 @@ class Topics:
         return sum(self.counts.get(i.topic, 0) for i in job.spec.query.inputs)
 
 
-async def run_jobs(broker: str, manager: MultiJobSqlServer, topics: Topics,
-                   queries: dict[str, str]) -> dict[str, tuple[JobRuntime, list[tuple[Any, Any]]]]:
-    """Deploy one job per query (together), wait until each has read all its input; its output."""
-    names = {q: f"{q}_{topics.trades}" for q in queries}
-    jobs = await asyncio.gather(*(manager.deploy_job(f"START JOB {names[q]} AS {sql} "
-                                                     f"WITH ({FILE_PROPS}'output.topic' = '{names[q]}')")
-                                  for q, sql in queries.items()))
-    assert all(j.state is JobState.RUNNING for j in jobs), [(j.name, j.error) for j in jobs]
-
-    async def done(job: JobRuntime) -> tuple[JobRuntime, list[tuple[Any, Any]]]:
-        want = topics.expected_in(job)
-        await wait_until(lambda: job.metrics.records_in >= want, timeout=60, message=f"{job.name} input")
-        assert job.metrics.records_in == want and job.metrics.records_failed == 0
-        return job, await read_output(broker, job.spec.sink_topic, job.metrics.records_out)
-
-    results = await asyncio.gather(*(done(j) for j in jobs))
-    return dict(zip(queries, results, strict=True))
-
-
 async def test_semi_joins_over_topic_and_file_tables_match_duckdb(broker: str, manager: MultiJobSqlServer,
                                                                   topic_name: Callable[[str], str]) -> None:
     topics = Topics(topic_name)
     await topics.setup(broker, manager, ROWS, LIMIT_WRITES)  # everything is written before the jobs start
     # Each query over the topic table ``lim`` and over the file ``limf`` of its final rows.
     queries = {**QUERIES, **{f"{n}_file": sql.replace("FROM lim ", "FROM limf ") for n, sql in QUERIES.items()}}
-    results = await run_jobs(broker, manager, topics, queries)
+    results = await run_jobs(broker, manager, topics, queries, FILE_PROPS)
     db = duck({"t": ROWS, "lim": LIMITS, "limf": LIMITS})
     for name, sql in queries.items():
         job, pairs = results[name]
@@ -111,7 +92,7 @@ async def test_table_changes_reach_later_stream_records(broker: str, manager: Mu
     ])
     sql = ("SELECT t.symbol, t.qty FROM t WHERE EXISTS (SELECT 1 FROM lim w WHERE w.symbol = t.symbol AND w.active) "
            "AND t.qty NOT IN (SELECT w.lot FROM lim w WHERE w.symbol = t.symbol)")
-    (job, _), = (await run_jobs(broker, manager, topics, {"live": sql})).values()
+    (job, _), = (await run_jobs(broker, manager, topics, {"live": sql}, FILE_PROPS)).values()
     assert [i.topic for i in job.spec.query.inputs] == [topics.trades, topics.lim, topics.lim]
     seen = topics.expected_in(job)
 

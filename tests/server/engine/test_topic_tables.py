@@ -13,13 +13,12 @@ from typing import Any
 import orjson
 import pytest
 from velo.grammar.errors import SqlValidationError
-from velo.grammar.parser import parse_statement
 from velo.server.connectors.base import Record
-from velo.server.engine.catalog import Catalog, entry_from_statement
-from velo.server.engine.compile import compile_select
 from velo.server.engine.compiler.model import CompiledQuery
 from velo.server.engine.operators.tables import KeyedTable, LiveSubquery
 from velo.server.engine.processor import Processor
+
+from .tables import compile_with
 
 CATALOG = [
     "CREATE STREAM trades (symbol STRING, qty BIGINT, ts BIGINT) WITH (KAFKA_TOPIC='trades')",
@@ -28,15 +27,8 @@ CATALOG = [
 ]
 
 
-def _catalog() -> Catalog:
-    cat = Catalog()
-    for sql in CATALOG:
-        cat.put(entry_from_statement(parse_statement(sql)))  # type: ignore[arg-type]
-    return cat
-
-
 def _compile(sql: str, data_dir: Path | None = None) -> CompiledQuery:
-    return compile_select(parse_statement(sql), catalog=_catalog(), data_dir=data_dir)  # type: ignore[arg-type]
+    return compile_with(CATALOG, sql, data_dir)
 
 
 def rec(value: dict[str, Any] | None, key: str | None = None, offset: int = 0) -> Record:

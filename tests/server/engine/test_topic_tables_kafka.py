@@ -13,17 +13,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from velo.grammar.parser import parse_statement
 from velo.server.jobs.catalog_statements import execute_catalog
 from velo.server.jobs.manager import ManagerConfig, MultiJobSqlServer
-from velo.server.jobs.runtime import JobRuntime, JobState
+from velo.server.jobs.runtime import JobRuntime
 
 from tests.kafka_helpers import create_topic, produce, wait_until
 
 from .differential import duck, make_rows, same
+from .tables import final, latest, read_output, run_jobs, values, write_table
 
 ROWS = make_rows(300, seed=21)
 # The instruments table as written: older versions and a deleted key come before the final rows.
@@ -46,55 +45,6 @@ DESK_WRITES: list[tuple[str, dict[str, Any] | None]] = [
     ("energy", None),
 ]
 REF_CSV = "symbol,sector\nAAPL,tech\nTSLA,auto\nXOM,energy\nGOOG,old\n"
-
-
-def final(writes: list[tuple[str, dict[str, Any] | None]]) -> list[dict[str, Any]]:
-    """A table's contents after its writes: the latest value per key, deleted keys gone."""
-    rows: dict[str, dict[str, Any] | None] = {}
-    for key, value in writes:
-        rows.pop(key, None)
-        rows[key] = value
-    return [v for v in rows.values() if v is not None]
-
-
-async def write_table(brokers: str, topic: str, writes: list[tuple[str, dict[str, Any] | None]]) -> None:
-    """Produce a table's writes in order (a tombstone is a null value)."""
-    payloads = [None if v is None else orjson.dumps(v) for _, v in writes]
-    await produce(brokers, topic, payloads, keys=[k.encode() for k, _ in writes], raw=True)
-
-
-async def read_output(brokers: str, topic: str, count: int, timeout: float = 30.0) -> list[tuple[Any, Any]]:
-    """The first ``count`` records of ``topic`` as (key, decoded value) pairs."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[tuple[Any, Any]] = []
-    try:
-        await consumer.topics()
-        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
-
-        async def enough() -> bool:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                out.extend((r.key, None if r.value is None else orjson.loads(r.value)) for r in records)
-            return len(out) >= count
-
-        await wait_until(enough, timeout=timeout, message=f"{count} records on {topic}")
-        return out
-    finally:
-        await consumer.stop()
-
-
-def values(job: JobRuntime, pairs: list[tuple[Any, Any]]) -> list[list[Any]]:
-    """Output records as rows in the plan's column order."""
-    names = [c.name for c in job.spec.query.plan.columns]
-    return [[v.get(n) for n in names] for _, v in pairs]
-
-
-def latest(job: JobRuntime, pairs: list[tuple[Any, Any]]) -> list[list[Any]]:
-    """An upsert output's final rows (the last value per key)."""
-    last: dict[Any, Any] = {}
-    for key, value in pairs:
-        last[key] = value
-    return values(job, [(k, v) for k, v in last.items() if v is not None])
 
 
 @pytest.fixture
@@ -131,25 +81,6 @@ class Topics:
 
     def expected_in(self, job: JobRuntime) -> int:
         return sum(self.counts.get(i.topic, 0) for i in job.spec.query.inputs)
-
-
-async def run_jobs(broker: str, manager: MultiJobSqlServer, topics: Topics, queries: dict[str, str],
-                   props: str = "") -> dict[str, tuple[JobRuntime, list[tuple[Any, Any]]]]:
-    """Deploy one job per query (together), wait until each has read all its input; its output."""
-    names = {q: f"{q}_{topics.trades}" for q in queries}
-    jobs = await asyncio.gather(*(manager.deploy_job(f"START JOB {names[q]} AS {sql} "
-                                                     f"WITH ({props}'output.topic' = '{names[q]}')")
-                                  for q, sql in queries.items()))
-    assert all(j.state is JobState.RUNNING for j in jobs), [(j.name, j.error) for j in jobs]
-
-    async def done(job: JobRuntime) -> tuple[JobRuntime, list[tuple[Any, Any]]]:
-        want = topics.expected_in(job)
-        await wait_until(lambda: job.metrics.records_in >= want, timeout=60, message=f"{job.name} input")
-        assert job.metrics.records_in == want and job.metrics.records_failed == 0
-        return job, await read_output(broker, job.spec.sink_topic, job.metrics.records_out)
-
-    results = await asyncio.gather(*(done(j) for j in jobs))
-    return dict(zip(queries, results, strict=True))
 
 
 CHAINED = ("SELECT t.symbol, t.price, r.sector, d.desk FROM trades t JOIN inst r ON t.symbol = r.symbol "
