@@ -2,7 +2,7 @@
 
 No broker: each operator is filled in memory, then snapshotted the way the job runtime does it
 (``Processor.snapshot()`` + ``SnapshotStore.save``). The encode time is what a job pauses for; the
-runtime spaces snapshots at least ten times that apart (server/jobs/runtime.py, _SNAPSHOT_BUDGET).
+runtime spaces snapshots at least ten times that apart (server/jobs/state.py, _SNAPSHOT_BUDGET).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The loop awaits once per batch, never per record. Offsets are committed only aft
 acknowledged the batch's output (at-least-once). Connector trouble never kills the job: it goes
 DEGRADED with the reason and retries the same step with capped exponential backoff. Records that
 cannot be processed follow the job's failure strategy (failures.py). A stateful job snapshots its
-operator state between batches, with the source positions it covers, and restores it at start
-(snapshots.py).
+operator state between batches, with the source positions it covers, and restores it at start (when:
+state.py; the file format: snapshots.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ..connectors.base import Batch, ConnectorError, Headers, OutputRow, Sink, S
 from ..engine import Emitted, Processor, RecordErrors
 from .failures import FailurePolicy, dead_letter
 from .model import LIVE_STATES, JobMetrics, JobSpec, JobState, Transition
-from .snapshots import Snapshot, SnapshotStore, fingerprint
+from .snapshots import SnapshotStore
+from .state import StateKeeper
 
 __all__ = ["LIVE_STATES", "Command", "JobRuntime", "JobSpec", "JobState", "describe_error"]
 
@@ -47,9 +48,6 @@ class JobFailed(Exception):
 _BACKOFF_START, _BACKOFF_CAP = 0.2, 5.0
 _SLOW_S = 2.0
 _COMMIT_INTERVAL_S = 0.2
-# A snapshot of a big state takes a while (the loop waits meanwhile): snapshots are spaced at least this many
-# times their own duration apart, so they never take more than about a tenth of the job's time.
-_SNAPSHOT_BUDGET = 10
 
 
 class JobRuntime:
@@ -88,17 +86,9 @@ class JobRuntime:
         # re-reads at most that interval's records (at-least-once); stop and pause commit first.
         self._uncommitted: dict[tuple[str, int], int] = {}
         self._last_commit = time.monotonic()
-        # Operator state snapshots, taken between batches only: every snapshot interval while the state
-        # changes, and at pause and stop. None for a job without a data dir or without state.
-        self._snapshots = snapshots
-        self._fingerprint = fingerprint(spec.query) if snapshots is not None else ""
-        self._dirty = False  # the state changed since the last snapshot (or the restore)
-        self._consistent = True  # the state covers exactly the delivered batches (False while one is in flight)
+        # Operator state snapshots (a no-op for a job without a data dir or without state).
+        self._state = StateKeeper(spec, source, self.metrics, snapshots)
         self._input_index = 0  # the input (of a merged source) the batch in hand came from
-        self._last_snapshot = time.monotonic()
-        self._snapshot_gap = spec.snapshot_interval_ms / 1000
-        self._writing: asyncio.Task[int] | None = None
-        self._restored = False
         self._set_state(JobState.STARTING, "deployed")
 
     # ------------------------------------------------------------------ state
@@ -188,12 +178,12 @@ class JobRuntime:
         sinks = [s for s in (self.sink, self.dlq) if s is not None]
         try:
             # Restored before the source starts: its partitions then begin at the snapshot's positions.
-            processor = self._processor = self._restore(self.spec.query.processor("encode"))
+            processor = self._processor = self._state.restore(self.spec.query.processor("encode"))
             for sink in sinks:
                 await self._retrying("connecting", sink.start)
             await self._retrying("connecting", self.source.start)
             self._set_state(JobState.RUNNING, "connected, operator state restored from its snapshot"
-                            if self._restored else "connected")
+                            if self._state.restored else "connected")
             await self._loop(processor)
         except asyncio.CancelledError:
             pass
@@ -207,7 +197,7 @@ class JobRuntime:
             if self._processor is not None and self.state is not JobState.FAILED:
                 # A stop, a server shutdown, a forced stop between batches: keep the state. (Mid-batch it
                 # would not match any position; the last snapshot stands and the batch is read again.)
-                await self._snapshot(self._processor)
+                await self._state.snapshot(self._processor)
             await self.source.stop()
             for sink in sinks:
                 await sink.stop()
@@ -232,7 +222,7 @@ class JobRuntime:
         while True:
             while not self._control.empty() or paused:
                 await self._commit()  # nothing delivered stays uncommitted across a pause or stop
-                await self._snapshot(processor)  # nor is any state change left out of the snapshot
+                await self._state.snapshot(processor)  # nor is any state change left out of the snapshot
                 self._idle = True
                 command = await self._control.get()
                 self._idle = False
@@ -248,113 +238,25 @@ class JobRuntime:
                     self._set_state(JobState.RUNNING, "resumed")
             batch = await self._read(spec.batch_size, spec.batch_timeout_ms)
             started = time.perf_counter()
-            self._consistent = False
+            self._state.begin_batch()
             if batch.records:
                 # A merged (multi-input) source says which input the batch came from.
                 self._input_index = getattr(source, "last_index", 0)
                 emitted = processor.process(batch.records, self._input_index)
-                self._dirty = True
             elif source.at_end:
+                # finish() closes what is open; the batch is never marked delivered, so that state is not snapshotted.
                 await self._deliver(processor.finish(), batch, processor)
                 await self._commit()
                 return
             else:
                 emitted = processor.tick(int(time.time() * 1000))
-                self._dirty = self._dirty or bool(emitted.rows)  # windows closed
                 if self._uncommitted:
                     await self._commit()  # idle: no reason to hold offsets back
             await self._deliver(emitted, batch, processor)
-            self._consistent = True
             if batch.records:
                 self.metrics.observe_batch(time.perf_counter() - started)
-            if self._dirty and time.monotonic() - self._last_snapshot >= self._snapshot_gap:
-                await self._snapshot(processor)
-
-    # ------------------------------------------------------------------ state snapshots
-
-    def _restore(self, processor: Processor) -> Processor:
-        """Restore ``processor`` from the job's snapshot when one fits its query; the processor to run.
-
-        The source is told to start at the snapshot's positions. A snapshot of another query (or of
-        none that keeps state) is deleted, with a log line: the job starts with empty state, from its
-        committed offsets, as it would have without snapshots.
-        """
-        store, name = self._snapshots, self.spec.name
-        if store is None:
-            return processor
-        if processor.snapshot() is None:
-            self._snapshots = None  # a stateless query: nothing to keep
-            if store.exists(name):
-                store.delete(name)
-                log.info("job %s: its query keeps no state; removed the state snapshot of an earlier query",
-                         name, extra={"job": name})
-            return processor
-        snapshot = store.load(name)
-        if snapshot is None:
-            return processor
-        if snapshot.fingerprint != self._fingerprint:
-            store.delete(name)
-            log.info("job %s: its query changed since its state snapshot was taken; starting with empty state "
-                     "from the committed offsets", name, extra={"job": name})
-            return processor
-        try:
-            processor.restore(snapshot.state)
-        except Exception as exc:
-            store.delete(name)
-            log.warning("job %s: its state snapshot cannot be restored (%s); starting with empty state from the "
-                        "committed offsets", name, exc, extra={"job": name})
-            return self.spec.query.processor("encode")  # nothing half-restored
-        self.source.seek(snapshot.positions)
-        self._restored = True
-        log.info("job %s: operator state restored from its snapshot (%d bytes); reading on from its positions %s",
-                 name, len(snapshot.state), _describe(snapshot.positions), extra={"job": name})
-        return processor
-
-    async def _snapshot(self, processor: Processor) -> None:
-        """Store the operator state with the positions it covers, when it changed since the last snapshot.
-
-        Only between batches (``_consistent``), so the state has seen exactly the records before the
-        positions, and their output is acknowledged. A failure is logged and the job goes on: the
-        previous snapshot still matches its own positions, so a restart from it only reads more again.
-        """
-        store = self._snapshots
-        if store is None or not self._dirty or not self._consistent:
-            return
-        started = time.perf_counter()
-        try:
-            positions = await asyncio.wait_for(self.source.positions(), _SLOW_S)
-            if positions is None:  # the source cannot seek (a file): a snapshot could not be resumed from
-                self._snapshots = None
-                return
-            state = processor.snapshot()
-            if state is None:
-                self._snapshots = None
-                return
-            size = await self._write(store, Snapshot(self._fingerprint, positions, state))
-        except Exception as exc:  # a timeout, a full disk, a bug: never a reason to stop the job
-            log.warning("job %s: state snapshot failed (%s: %s); the previous one stands", self.spec.name,
-                        type(exc).__name__, exc, extra={"job": self.spec.name})
-            self._last_snapshot = time.monotonic()  # try again after an interval, not after every batch
-            return
-        took = time.perf_counter() - started
-        self._dirty = False
-        self._last_snapshot = time.monotonic()
-        self._snapshot_gap = max(self.spec.snapshot_interval_ms / 1000, _SNAPSHOT_BUDGET * took)
-        m = self.metrics
-        m.snapshots += 1
-        m.snapshot_bytes = size
-        m.snapshot_seconds = took
-
-    async def _write(self, store: SnapshotStore, snapshot: Snapshot) -> int:
-        """Write in a thread (the fsync must not stall other jobs), one write at a time, newest last."""
-        previous = self._writing
-        if previous is not None and not previous.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(previous)
-        task = self._writing = asyncio.create_task(asyncio.to_thread(store.save, self.spec.name, snapshot))
-        # A cancelled job (stop, shutdown) lets the write finish; its final snapshot waits for it above.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return await asyncio.shield(task)
+            # Records change the state; an idle tick only when it closed windows.
+            await self._state.delivered(processor, changed=bool(batch.records or emitted.rows))
 
     async def _read(self, max_records: int, timeout_ms: int) -> Batch:
         delay = _BACKOFF_START
@@ -490,10 +392,6 @@ class JobRuntime:
             if slow:
                 self._set_state(JobState.RUNNING, "recovered")
             return
-
-
-def _describe(positions: dict[tuple[int, str, int], int]) -> str:
-    return ", ".join(f"{t}[{p}]@{o}" for (_, t, p), o in sorted(positions.items())) or "(none)"
 
 
 def _where(record: Any) -> str:
