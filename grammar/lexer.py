@@ -4,7 +4,8 @@ Why not Lark's own lexer: it costs about three times as much per token, and Velo
 context-dependent — a word is a keyword only where the grammar can take that keyword, otherwise it
 is an identifier (``SELECT key, value, timestamp, start FROM t`` needs no quoting). The parser's
 loop (parser.py) runs ``TOKEN_RE`` and classifies each word with the LALR state's action row —
-what Lark's contextual lexer does too — using the helpers here for all but the commonest cases.
+what Lark's contextual lexer does too — using the helpers here for all but the commonest cases
+(and remembering, per state, what ``word_kind`` said a keyword-like word is).
 
 A few keywords that read like function or column names are keywords only when followed by the
 character that makes them one: ``POSITION(``, ``EXTRACT(``, ``CAST(``, ``ARRAY[``, ``INTERVAL '``,
@@ -14,50 +15,84 @@ character that makes them one: ``POSITION(``, ``EXTRACT(``, ``CAST(``, ``ARRAY[`
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 from .errors import SqlSyntaxError
 from .keywords import RESERVED
 
 
-class Token(NamedTuple):
-    """One token: its terminal name, its value (identifiers folded), its offsets in the text."""
+class Token(tuple[str, str, int, int]):
+    """One token: its terminal name, its value (identifiers folded), its offsets in the text.
 
-    type: str
-    value: str
-    start: int
-    end: int
+    Built as ``Token((type, value, start, end))``: what a NamedTuple would be, minus its
+    ``__new__``, which is Python code (and ``tuple.__new__(Token, ...)``, the way around it, a
+    slower generic call); a plain tuple subclass is made by ``tuple`` itself. It runs once per
+    token of every statement.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @property
+        def type(self) -> str: ...
+        @property
+        def value(self) -> str: ...
+        @property
+        def start(self) -> int: ...
+        @property
+        def end(self) -> int: ...
+
+    else:  # a namedtuple's field accessors (C descriptors that work on any tuple)
+        _fields = namedtuple("_fields", "type value start end")
+        type, value, start, end = _fields.type, _fields.value, _fields.start, _fields.end
+        del _fields
+
+    def __repr__(self) -> str:
+        return "Token(type={!r}, value={!r}, start={!r}, end={!r})".format(*self)
 
 
-# One match per token, its leading white space and comments included (half the matches of a
-# separate white-space token); the token itself is the named group that matched.
+# One match per token, its leading white space included (half the matches of a separate
+# white-space token); the token itself is the named group that matched. Comments are tokens of
+# their own that the parser skips: they are rare, and a repeat of comment-or-space in front of
+# every token costs more than the odd extra match. No re.I: case folding is slower, so the few
+# letters that need it are classes (`ſ`, U+017F, is an `s` to re.I: the duration units keep it).
 TOKEN_RE = re.compile(
     r"""
-    (?:\s+|--[^\n]*|/\*.*?\*/)*
+    \s*+
     (?:
      (?P<word>[^\W\d]\w*+)(?!\s*\.)
-    |(?P<qstar>(?:[^\W\d]\w*|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
-    |(?P<qname>[^\W\d]\w*\.[^\W\d]\w*)
-    |(?P<dotted>[^\W\d]\w*)
-    |(?P<dur>\d+(?:ms|s|m|h|d)(?!\w))
-    |(?P<num>(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)
-    |(?P<bad>/\*)
-    |(?P<op>\|\||::|<>|!=|<=|>=|[-+*/%=<>(),.;\[\]])
+    |(?P<op>[+*%=(),;\[\]]|<[>=]?|>=?|!=|\|\||::|-(?!-)|/(?!\*)|\.(?!\d))
+    |(?P<qname>[^\W\d]\w*+\.[^\W\d]\w*+)
+    |(?P<qstar>(?:[^\W\d]\w*+|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
+    |(?P<dotted>[^\W\d]\w*+)
+    |(?P<dur>\d+(?:[mM][sS\u017f]|[sS\u017fmMhHdD])(?!\w))
+    |(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
     |(?P<str>'(?:[^']|'')*')
-    |(?P<qid>"(?:[^"]|"")*")
-    |(?P<bid>`(?:[^`]|``)*`)
-    |(?P<unclosed>['"`])
-    |(?P<other>.)
+    |(?P<quoted>"(?:[^"]|"")*"|`(?:[^`]|``)*`)
+    |(?P<comment>--[^\n]*|/\*.*?\*/)
+    |(?P<other>/\*|.)
     |(?P<ws>\Z)
     )
     """,
-    re.S | re.X | re.I,
+    re.S | re.X,
 )
-# Most tokens are plain words, so `word` comes first; a word followed by a dot is tried as
-# `t.*` (QSTAR), then `t.col` (QNAME, one token for the commonest dotted name), then as a word
+# Most tokens are plain words, so `word` comes first, then operators (the next commonest): a
+# `-` before `-` and a `/` before `*` are left to `comment` (or to `other`, for a comment that is
+# never closed), a `.` before a digit to `num` (`.5`). A word followed by a dot is tried as
+# `t.col` (QNAME, one token for the commonest dotted name), then `t.*` (QSTAR), then as a word
 # before a dot (`dotted`: `(a).b`, `t."Col"`, `t . col`) — a rarer path through word_token.
-# A `/*` that reaches `bad` is unclosed (a closed comment went with the white space before).
+# QNAME and QSTAR never both match at one place, so their order is only speed; nor can anything
+# but `other` take what `comment` does. `\w*+` never gives characters back: what follows a name
+# (a dot, white space, the end) cannot be a word character, so backtracking would be wasted.
+# `other` is an error: an unclosed comment or quote, or a character that starts no token.
+
+# group numbers the parser's loop tests (by number: no name look-up per token)
+WORD, OP, QNAME, DOTTED, COMMENT, END = (
+    TOKEN_RE.groupindex[g] for g in ("word", "op", "qname", "dotted", "comment", "ws")
+)
 
 OPERATORS: dict[str, str] = {
     "||": "CONCAT", "::": "DCOLON", "<>": "NE", "!=": "NE", "<=": "LE", ">=": "GE",
@@ -78,8 +113,6 @@ _NEEDS_NEXT: dict[str, str] = {
 }  # fmt: skip
 
 _RESERVED = frozenset(w.lower() for w in RESERVED)
-# NamedTuple's generated __new__ is a Python call per token; tuple.__new__(Token, (...)) is not.
-new_token = tuple.__new__
 # words that are never anything but an identifier need no look at the parser state
 SPECIAL_WORDS = TIME_UNITS | TYPE_CTORS
 _NEXT_CHAR = re.compile(r"\s*(.)", re.S)
@@ -100,6 +133,23 @@ def unquote_identifier(raw: str) -> str:
     return raw.lower()
 
 
+def word_kind(low: str, row: Mapping[str, int], keywords: Mapping[str, str]) -> str | None:
+    """What ``word_token`` makes of the word ``low`` in the state whose action row is ``row``, or
+    None when the character after the word decides (``POSITION(``, ``ARRAY<``, ``LEFT(``).
+
+    The answer depends on the state and the word only, so the parser remembers it per state: a
+    keyword costs one dictionary look-up instead of a call here.
+    """
+    kw = keywords.get(low)
+    if kw is not None and kw in row:
+        return None if kw in _NEEDS_NEXT and "IDENT" in row else kw
+    if low in TIME_UNITS and "TIME_UNIT" in row:
+        return "TIME_UNIT"
+    if (low in TYPE_CTORS and "TYPE_CTOR" in row) or (kw is not None and "IDENT" in row and low in _RESERVED):
+        return None
+    return "IDENT" if kw is None or "IDENT" in row else kw
+
+
 def word_token(
     text: str, raw: str, start: int, end: int, row: Mapping[str, int], keywords: Mapping[str, str]
 ) -> Token:
@@ -109,35 +159,34 @@ def word_token(
     if kw is not None and kw in row:
         need = _NEEDS_NEXT.get(kw)
         if need is not None and "IDENT" in row and _next_char(text, end) != need:
-            return new_token(Token, ("IDENT", low, start, end))
-        return new_token(Token, (kw, raw, start, end))
+            return Token(("IDENT", low, start, end))
+        return Token((kw, raw, start, end))
     if low in TIME_UNITS and "TIME_UNIT" in row:
-        return new_token(Token, ("TIME_UNIT", raw, start, end))
+        return Token(("TIME_UNIT", raw, start, end))
     if low in TYPE_CTORS and "TYPE_CTOR" in row and _next_char(text, end) == "<":
-        return new_token(Token, ("TYPE_CTOR", raw, start, end))
+        return Token(("TYPE_CTOR", raw, start, end))
     if kw is None or ("IDENT" in row and (low not in _RESERVED or _next_char(text, end) == "(")):
         # a reserved word stays a keyword (a misplaced FROM is an error, not a column) unless
         # it is a call: LEFT(s, n), RIGHT(s, n)
-        return new_token(Token, ("IDENT", low, start, end))
-    return new_token(Token, (kw, raw, start, end))
+        return Token(("IDENT", low, start, end))
+    return Token((kw, raw, start, end))
 
 
 def other_token(text: str, kind: str, raw: str, start: int) -> Token:
-    """A token that is neither a word nor an operator; raises at a character that starts none."""
+    """A token the parser's loop leaves to this function (not a word, an operator or a QNAME);
+    raises at a character that starts none."""
     end = start + len(raw)
     if kind == "num":
-        return new_token(Token, ("NUMBER", raw, start, end))
+        return Token(("NUMBER", raw, start, end))
     if kind == "str":
-        return new_token(Token, ("STRING", raw[1:-1].replace("''", "'"), start, end))
-    if kind == "qname":
-        return new_token(Token, ("QNAME", raw.lower(), start, end))
-    if kind == "qid" or kind == "bid":
-        return new_token(Token, ("IDENT", unquote_identifier(raw), start, end))
+        return Token(("STRING", raw[1:-1].replace("''", "'"), start, end))
+    if kind == "quoted":
+        return Token(("IDENT", unquote_identifier(raw), start, end))
     if kind == "dur":
-        return new_token(Token, ("DURATION", raw, start, end))
+        return Token(("DURATION", raw, start, end))
     if kind == "qstar":
         name = unquote_identifier(raw[: raw.rindex(".")].rstrip())
-        return new_token(Token, ("QSTAR", name, start, end))
+        return Token(("QSTAR", name, start, end))
     raise _bad_character(text, start, raw)
 
 

@@ -24,14 +24,20 @@ from typing import Any
 from . import ast
 from .errors import SqlError, SqlSyntaxError
 from .lexer import (
+    COMMENT,
+    DOTTED,
+    END,
     MAX_DEPTH,
+    OP,
     OPERATORS,
+    QNAME,
     SPECIAL_WORDS,
     TOKEN_RE,
+    WORD,
     Token,
-    new_token,
     other_token,
     too_deep,
+    word_kind,
     word_token,
 )  # fmt: skip
 from .messages import describe_syntax_error
@@ -42,6 +48,7 @@ _FORMAT = 1  # bump when the cached table layout changes
 
 Callback = Callable[[Builder, list[Any], Any, Any], Any]
 Rule = tuple[str, int, Callback | None, bool, tuple[int, ...]]
+_FIRST = (0,)  # the splice of a left-recursive list: its first child is the list so far
 
 
 class Tables:
@@ -60,6 +67,10 @@ class Tables:
                 raise RuntimeError(f"velo.lark rule {name} has no Builder method")
             self.rules.append((origin, size, callback, expand1, tuple(splice)))
         self.chains: dict[tuple[int, int, str], int] = {}
+        # per state, what a keyword-like word is there (lexer.word_kind; "" when the next
+        # character decides), filled as words are met; `special` are the words that need it
+        self.word_kinds: list[dict[str, str]] = [{} for _ in self.rows]
+        self.special = frozenset(self.keywords) | SPECIAL_WORDS
         # origin of each one-child pass-through rule (`?rule: x`), None for the others
         self.units: list[str | None] = [
             r[0] if r[1] == 1 and r[3] and not r[4] else None for r in self.rules
@@ -160,7 +171,10 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
     """Run the LALR automaton over ``text``; raise SqlSyntaxError at the first error.
 
     Hot loop: a reduction of a one-child ``?rule`` only changes the top state (the value and its
-    offsets stay), which is most reductions of an expression; the others go through ``reduce``.
+    offsets stay), which is most reductions of an expression, and a run of them is replayed once
+    per (state below, top state, lookahead) and remembered in ``t.chains``; any other one-child
+    reduction replaces the top value in place; the rest pop their children and push the result.
+    The end of the input goes through ``_reduce``, the same steps written plainly.
 
     An LALR automaton may reduce a little before it notices an error, so the stack at the error
     no longer shows what could have come. The fast run therefore only signals an error (any
@@ -168,8 +182,12 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
     statements, and describes the error from that copy.
     """
     rows, rules, units, chains = t.rows, t.rules, t.units, t.chains
+    keywords, word_kinds, special = t.keywords, t.word_kinds, t.special
     builder = Builder(text)
-    stack = [t.start_state]
+    # the top state is kept in `state` as well as on the stack: read at every step, it is a
+    # local variable rather than a subscript
+    state = t.start_state
+    stack = [state]
     values: list[Any] = []
     # where each value of the stack came from: the token itself for a token (offsets at [2] and
     # [3]), (None, None, start, end) for a reduction — one list, one append per step
@@ -179,58 +197,62 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
     statement, in_statement = 0, False
     saved = stack
 
-    def reduce(rule: Rule) -> None:
-        origin, size, callback, expand1, splice = rule
-        if size:
-            kids = values[-size:]
-            start, end = _outer(places[-size:])
-            del stack[-size:], values[-size:], places[-size:]
-            if splice:
-                kids = _splice(kids, splice)
-        else:
-            kids, start, end = [], None, None
-        if expand1 and len(kids) == 1:
-            value = kids[0]
-        elif callback is None:
-            value = kids  # a `_rule` or EBNF helper: spliced into its parent
-        else:
-            value = callback(builder, kids, start, end)
-        stack.append(rows[stack[-1]][origin])
-        values.append(value)
-        places.append((None, None, start, end))
-
-    keywords, depth = t.keywords, 0
+    depth = 0
     try:
+        # the tokenizer, inlined (see lexer.py): a call per token is a tenth of the time. Groups
+        # by number (WORD, OP, QNAME), the commonest first; a word or operator group ends where
+        # the match does, so m.end() and the length give its offsets without a tuple.
         for m in TOKEN_RE.finditer(text):
-            # the tokenizer, inlined (see lexer.py): a call per token is a tenth of the time
-            group = m.lastgroup or "ws"  # every match has a group; "ws" keeps mypy content
-            if group == "word":
-                raw = m.group(group)
+            group = m.lastindex
+            if group == WORD:
+                raw = m[WORD]
+                end_pos = m.end()
+                start_pos = end_pos - len(raw)
                 low = raw.lower()
-                start_pos, end_pos = m.span(group)
-                if low not in keywords and low not in SPECIAL_WORDS:
-                    tok = new_token(Token, ("IDENT", low, start_pos, end_pos))
-                else:
-                    tok = word_token(text, raw, start_pos, end_pos, rows[stack[-1]], keywords)
-            elif group == "op":
-                raw = m.group(group)
-                start_pos = m.start(group)
+                if low not in special:  # not a keyword anywhere: an identifier
+                    kind = "IDENT"
+                    tok = Token((kind, low, start_pos, end_pos))
+                else:  # what this word is in this state, remembered per state
+                    kinds = word_kinds[state]
+                    known = kinds.get(low)
+                    if known is None:
+                        known = kinds[low] = word_kind(low, rows[state], keywords) or ""
+                    if not known:  # the next character decides
+                        tok = word_token(text, raw, start_pos, end_pos, rows[state], keywords)
+                        kind = tok[0]
+                    else:
+                        kind = known
+                        tok = Token((kind, low if kind == "IDENT" else raw, start_pos, end_pos))
+            elif group == OP:
+                raw = m[OP]
+                end_pos = m.end()
+                start_pos = end_pos - len(raw)
                 if raw in "([":
                     depth += 1
                     if depth > MAX_DEPTH:
                         raise too_deep(text, start_pos)
                 elif raw in ")]":
                     depth -= 1
-                tok = new_token(Token, (OPERATORS[raw], raw, start_pos, start_pos + len(raw)))
-            elif group == "ws":  # trailing white space and comments: the end of the text
+                kind = OPERATORS[raw]
+                tok = Token((kind, raw, start_pos, end_pos))
+            elif group == QNAME:  # `t.col`
+                raw = m[QNAME]
+                end_pos = m.end()
+                kind = "QNAME"
+                tok = Token((kind, raw.lower(), end_pos - len(raw), end_pos))
+            elif group == END:  # trailing white space: the end of the text
                 break
-            elif group == "dotted":  # a word before a dot that is not `t.col` or `t.*`
-                start_pos, end_pos = m.span(group)
-                raw = m.group(group)
-                tok = word_token(text, raw, start_pos, end_pos, rows[stack[-1]], keywords)
+            elif group == COMMENT:
+                continue
+            elif group == DOTTED:  # a word before a dot that is not `t.col` or `t.*`
+                raw = m[DOTTED]
+                start_pos, end_pos = m.span(DOTTED)
+                tok = word_token(text, raw, start_pos, end_pos, rows[state], keywords)
+                kind = tok[0]
             else:
-                tok = other_token(text, group, m.group(group), m.start(group))
-            kind = tok[0]
+                name = m.lastgroup or ""  # every match has a group; "" keeps mypy content
+                tok = other_token(text, name, m[name], m.start(name))
+                kind = tok[0]
             if diagnose:
                 saved = stack[:]
                 prev, last = last, tok  # `prev` names the place of an error: "after FROM"
@@ -239,12 +261,14 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 elif not in_statement:
                     statement, in_statement = statement + 1, True
             while True:
-                act = rows[stack[-1]].get(kind)
-                if act is None:
+                try:  # (a try costs nothing until it catches; dict.get would be a call per step)
+                    act = rows[state][kind]
+                except KeyError:  # `from None`: a syntax error, not a failure while handling one
                     if not diagnose:
-                        raise _Diagnose
-                    raise describe_syntax_error(text, tok, prev, _viable(t, saved), builder)
+                        raise _Diagnose from None
+                    raise describe_syntax_error(text, tok, prev, _viable(t, saved), builder) from None
                 if act >= 0:
+                    state = act
                     stack.append(act)
                     values.append(tok)
                     places.append(tok)
@@ -252,14 +276,24 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 if units[~act] is not None:
                     # a run of pass-through reductions depends only on the two top states and
                     # the lookahead: replay it once, then remember where it ends
-                    key = (stack[-2], stack[-1], kind)
+                    key = (stack[-2], state, kind)
                     top = chains.get(key)
                     if top is None:
-                        top = chains[key] = _unit_chain(t, stack[-2], stack[-1], kind)
-                    stack[-1] = top
+                        top = chains[key] = _unit_chain(t, stack[-2], state, kind)
+                    state = stack[-1] = top
                     continue
                 # reduce(rules[~act]), inlined: this loop is where parsing time goes
                 origin, size, callback, expand1, splice = rules[~act]
+                if size == 1 and not splice:
+                    # one child: its place (token or reduction) already spans the new value, and
+                    # the value, the place and the state are replaced where they stand
+                    if callback is not None:
+                        place = places[-1]
+                        values[-1] = callback(builder, values[-1:], place[2], place[3])
+                    elif not expand1:
+                        values[-1] = values[-1:]  # a `_rule` or EBNF helper: spliced later
+                    state = stack[-1] = rows[stack[-2]][origin]
+                    continue
                 if size:
                     kids = values[-size:]
                     start, end = places[-size][2], places[-1][3]
@@ -267,7 +301,12 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                         start, end = _outer(places[-size:])
                     del stack[-size:], values[-size:], places[-size:]
                     if splice:
-                        kids = _splice(kids, splice)
+                        if splice == _FIRST:  # a left-recursive list: extend it in place
+                            first = kids[0]
+                            first.extend(kids[1:])
+                            kids = first
+                        else:
+                            kids = _splice(kids, splice)
                     if callback is None:
                         value = kids[0] if expand1 and len(kids) == 1 else kids
                     else:
@@ -275,18 +314,19 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
                 else:
                     start = end = None
                     value = [] if callback is None else callback(builder, [], None, None)
-                stack.append(rows[stack[-1]][origin])
+                state = rows[stack[-1]][origin]
+                stack.append(state)
                 values.append(value)
                 places.append((None, None, start, end))
-        end_tok = Token("$END", "", len(text), len(text))
+        end_tok = Token(("$END", "", len(text), len(text)))
         saved, prev = stack[:], last
         while True:
-            act = rows[stack[-1]].get("$END")
-            if act is None:
+            end_act = rows[stack[-1]].get("$END")
+            if end_act is None:
                 if not diagnose:
                     raise _Diagnose
                 raise describe_syntax_error(text, end_tok, prev, _viable(t, saved), builder)
-            reduce(rules[~act])
+            _reduce(rules[~end_act], stack, values, places, rows, builder)
             if stack[-1] == t.end_state:
                 return values[-1]  # type: ignore[no-any-return]
     except SqlError as exc:
@@ -297,18 +337,62 @@ def _drive(text: str, t: Tables, diagnose: bool = False) -> list[ast.Statement]:
         raise
 
 
+def _reduce(
+    rule: Rule, stack: list[int], values: list[Any], places: list[tuple[Any, ...]],
+    rows: list[dict[str, int]], builder: Builder,
+) -> None:  # fmt: skip
+    """One reduction, the plain way (at the end of the input; the loop in _drive inlines it).
+
+    Not a closure in _drive: the variables a closure shares become cells there, and every use
+    of them in the hot loop would be slower.
+    """
+    origin, size, callback, expand1, splice = rule
+    if size:
+        kids = values[-size:]
+        start, end = places[-size][2], places[-1][3]
+        if start is None or end is None:
+            start, end = _outer(places[-size:])
+        del stack[-size:], values[-size:], places[-size:]
+        if splice:
+            kids = _splice(kids, splice)
+    else:
+        kids, start, end = [], None, None
+    if expand1 and len(kids) == 1:
+        value = kids[0]
+    elif callback is None:
+        value = kids  # a `_rule` or EBNF helper: spliced into its parent
+    else:
+        value = callback(builder, kids, start, end)
+    stack.append(rows[stack[-1]][origin])
+    values.append(value)
+    places.append((None, None, start, end))
+
+
 def _outer(places: list[tuple[Any, ...]]) -> tuple[int | None, int | None]:
     """First start and last end among children (empty optional children have neither)."""
-    start = next((p[2] for p in places if p[2] is not None), None)
-    end = next((p[3] for p in reversed(places) if p[3] is not None), None)
+    start = end = None
+    for p in places:  # loops, not next(<generator>): no generator object to make and resume
+        if p[2] is not None:
+            start = p[2]
+            break
+    for p in reversed(places):
+        if p[3] is not None:
+            end = p[3]
+            break
     return start, end
 
 
 def _splice(kids: list[Any], splice: tuple[int, ...]) -> list[Any]:
     """Children with the lists of `_rule` children inlined (Lark's `_rule` convention)."""
-    if splice == (0,):  # a left-recursive list: extend it in place (it is not shared)
+    if splice == _FIRST:  # a left-recursive list: extend it in place (it is not shared)
         flat: list[Any] = kids[0]
         flat.extend(kids[1:])
+        return flat
+    if len(splice) == 1:  # every other splice of velo.lark: one list among the children
+        i = splice[0]
+        flat = kids[:i]
+        flat += kids[i]
+        flat += kids[i + 1 :]
         return flat
     flat = []
     for i, kid in enumerate(kids):

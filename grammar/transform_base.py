@@ -52,7 +52,10 @@ def _parts(kids: Kids) -> dict[str, Any]:
 
 
 def _has(kids: Kids, token_type: str) -> bool:
-    return any(type(k) is Token and k.type == token_type for k in kids)
+    for k in kids:  # noqa: SIM110 - any(<generator>) makes and resumes a generator: slower
+        if type(k) is Token and k.type == token_type:
+            return True
+    return False
 
 
 def _ident(kids: Kids, index: int = 0) -> str:
@@ -61,12 +64,31 @@ def _ident(kids: Kids, index: int = 0) -> str:
 
 
 def _number(text: str) -> int | float:
-    if any(c in text for c in ".eE"):
+    if "." in text or "e" in text or "E" in text:
         return float(text)
     return int(text)
 
 
 _new = object.__new__
+
+
+class LineStarts(list[int]):
+    """The offsets at which the lines of ``text`` start, worked out when first read (``filled``).
+
+    A parse makes one and every span of it shares it, but few parses ever need a line number
+    (an error, EXPLAIN, a server message): until then it stays empty and costs nothing.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filled(self) -> LineStarts:
+        if not self:  # one assignment: a concurrent reader sees it empty or complete
+            self[:] = [0, *(m.end() for m in _NEWLINE.finditer(self.text))]
+        return self
 
 
 class LazySpan(a.Span):
@@ -78,27 +100,27 @@ class LazySpan(a.Span):
     ``ast.Span`` instead.)
     """
 
-    _lines: list[int]
+    _lines: LineStarts
 
-    def __init__(self, lines: list[int], start: int, end: int) -> None:  # not the dataclass one
+    def __init__(self, lines: LineStarts, start: int, end: int) -> None:  # not the dataclass one
         d = self.__dict__
         d["_lines"], d["start_pos"], d["end_pos"] = lines, start, end
 
     @property
     def line(self) -> int:
-        return bisect_right(self._lines, self.start_pos)
+        return bisect_right(self._lines.filled(), self.start_pos)
 
     @property
     def column(self) -> int:
-        return self.start_pos - self._lines[self.line - 1] + 1
+        return self.start_pos - self._lines.filled()[self.line - 1] + 1
 
     @property
     def end_line(self) -> int:
-        return bisect_right(self._lines, self.end_pos)
+        return bisect_right(self._lines.filled(), self.end_pos)
 
     @property
     def end_column(self) -> int:
-        return self.end_pos - self._lines[self.end_line - 1] + 1
+        return self.end_pos - self._lines.filled()[self.end_line - 1] + 1
 
     def _key(self) -> tuple[int, int, int, int, int, int]:
         return (self.line, self.column, self.end_line, self.end_column, self.start_pos,
@@ -126,35 +148,83 @@ def fast_constructor(cls: type[N]) -> Callable[..., N]:
     """A constructor for node class ``cls`` taking the same arguments as its ``__init__``.
 
     A frozen dataclass's ``__init__`` assigns each field through ``object.__setattr__``; this one
-    fills the instance's ``__dict__`` directly, three times faster — it matters for the nodes
-    made most often (columns, literals, operators, calls, select items). Fields, order and
-    defaults come from the dataclass itself, so the two cannot drift apart.
+    fills the instance's ``__dict__`` directly, three times faster. Fields, their order (that of
+    ``__init__``, so that every instance's ``__dict__`` shares one key table), defaults and
+    keyword-only fields come from the dataclass itself, so the two cannot drift apart.
     """
-    fields = [f for f in dataclasses.fields(cls) if f.name != "span"]
-    params, defaults = [], {}
+    return _compile_constructor(cls, spanned=False)
+
+
+def spanned_constructor(cls: type[N]) -> Callable[..., N]:
+    """Like ``fast_constructor``, but ``make(lines, start, end, <the fields>)``: the node's
+    LazySpan (``lines`` are the builder's line starts, ``start``/``end`` the offsets) is built
+    here too, instead of in another call — a node per reduction, the call is worth saving. The
+    builder's rules use these for the nodes of queries and expressions."""
+    return _compile_constructor(cls, spanned=True)
+
+
+def _compile_constructor(cls: type[N], spanned: bool) -> Callable[..., N]:
+    fields = dataclasses.fields(cls)
+    assert not {f.name for f in fields} & {"o", "d", "cls", "_new", "LazySpan"}, cls  # names the code uses
+    params: list[str] = ["_lines", "_start", "_end"] if spanned else []
+    kw_only: list[str] = []
+    defaults: dict[str, Any] = {}
     for f in fields:
         assert f.default_factory is dataclasses.MISSING, f"{cls.__name__}.{f.name}"
+        if f.name == "span" and spanned:
+            continue
+        param = f.name
         if f.default is not dataclasses.MISSING:
             defaults[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
-        else:
-            params.append(f.name)
-    sets = "".join(f"    d[{f.name!r}] = {f.name}\n" for f in fields)
-    source = (
-        f"def make({', '.join(params)}, *, span=None):\n"
-        f"    o = _new(cls)\n    d = o.__dict__\n{sets}    d['span'] = span\n    return o\n"
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "cls": cls, **defaults}
-    exec(source, namespace)
+            param += f"=_d_{f.name}"
+        (kw_only if f.kw_only else params).append(param)
+    signature = ", ".join([*params, *(["*", *kw_only] if kw_only else [])])
+    body = "    o = _new(cls)\n    d = o.__dict__\n"
+    body += "".join(f"    d[{f.name!r}] = {f.name}\n" for f in fields)
+    if spanned:  # the span's fields in LazySpan.__init__'s order, the node's `span` is the new one
+        body = (
+            "    span = _new(LazySpan)\n    d = span.__dict__\n"
+            "    d['_lines'] = _lines\n    d['start_pos'] = _start\n    d['end_pos'] = _end\n" + body
+        )
+    namespace: dict[str, Any] = {"_new": object.__new__, "cls": cls, "LazySpan": LazySpan, **defaults}
+    exec(f"def make({signature}):\n{body}    return o\n", namespace)
     make: Callable[..., N] = namespace["make"]
+    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
     return make
 
 
-make_column = fast_constructor(a.Column)
-make_literal = fast_constructor(a.Literal)
-make_binary = fast_constructor(a.BinaryOp)
-make_call = fast_constructor(a.FunctionCall)
-make_item = fast_constructor(a.SelectItem)
+def copy_with(node: N, **changes: Any) -> N:
+    """``dataclasses.replace`` for the nodes built here (no ``__post_init__``, no ``init=False``
+    fields), without the frozen ``__init__``: the same fields, some changed, the span kept."""
+    o = _new(type(node))
+    d = o.__dict__
+    d.update(node.__dict__)
+    d.update(changes)
+    return o
+
+
+# the nodes a query is made of (statements that are not queries are rare: a.X(...) there)
+make_column = spanned_constructor(a.Column)
+make_literal = spanned_constructor(a.Literal)
+make_binary = spanned_constructor(a.BinaryOp)
+make_unary = spanned_constructor(a.UnaryOp)
+make_call = spanned_constructor(a.FunctionCall)
+make_item = spanned_constructor(a.SelectItem)
+make_star = spanned_constructor(a.Star)
+make_table = spanned_constructor(a.TableRef)
+make_join = spanned_constructor(a.Join)
+make_property = spanned_constructor(a.Property)
+make_select = spanned_constructor(a.Select)
+make_window = spanned_constructor(a.Window)
+make_interval = spanned_constructor(a.Interval)
+make_case = spanned_constructor(a.Case)
+make_when = spanned_constructor(a.WhenClause)
+make_between = spanned_constructor(a.Between)
+make_in_list = spanned_constructor(a.InList)
+make_is_null = spanned_constructor(a.IsNull)
+make_like = spanned_constructor(a.Like)
+make_field = spanned_constructor(a.FieldAccess)
+make_create_as = spanned_constructor(a.CreateStreamAs)
 
 
 class BuilderBase:
@@ -162,7 +232,7 @@ class BuilderBase:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._lines = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+        self._lines = LineStarts(text)
 
     # ------------------------------------------------------------ positions and errors
 
@@ -175,9 +245,10 @@ class BuilderBase:
     def error(
         self, message: str, pos: int, token: str | None = None, expected: list[str] | None = None
     ) -> SqlSyntaxError:
-        line = bisect_right(self._lines, pos)
+        lines = self._lines.filled()
+        line = bisect_right(lines, pos)
         return SqlSyntaxError(
-            message, line=line, column=pos - self._lines[line - 1] + 1,
+            message, line=line, column=pos - lines[line - 1] + 1,
             token=token, expected=expected,
         )  # fmt: skip
 

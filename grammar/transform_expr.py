@@ -18,11 +18,25 @@ from .transform_base import (
     _nodes,
     _number,
     _parts,
+    make_between,
     make_binary,
     make_call,
+    make_case,
     make_column,
+    make_field,
+    make_in_list,
+    make_interval,
+    make_is_null,
+    make_like,
     make_literal,
+    make_unary,
+    make_when,
+    make_window,
 )
+
+# the argument shapes each window kind accepts, after the time column and GRACE PERIOD
+_SHAPES = {"tumbling": (["dur"], ["size"]), "session": (["dur"], ["dur"]),
+           "hopping": (["dur", "dur"], ["size", "advance"])}  # fmt: skip
 
 
 class ExpressionRules(BuilderBase):
@@ -47,9 +61,7 @@ class ExpressionRules(BuilderBase):
             raise self.error(f"{label} window: the time column must be its first argument", s)
         shape = [p.tag for p in rest]
         sizes = [p.value for p in rest]
-        want = {"tumbling": (["dur"], ["size"]), "session": (["dur"], ["dur"]),
-                "hopping": (["dur", "dur"], ["size", "advance"])}[_canon_kind(kind)]  # fmt: skip
-        if shape not in want:
+        if shape not in _SHAPES[_canon_kind(kind)]:
             forms = {
                 "tumbling": "TUMBLING([time_column,] size) or TUMBLING(SIZE d)",
                 "hopping": "HOPPING([time_column,] size, advance) or "
@@ -58,12 +70,10 @@ class ExpressionRules(BuilderBase):
             }[_canon_kind(kind)]
             raise self.error(f"Wrong {label} window arguments: expected {forms}", s)
         advance = sizes[1] if len(sizes) == 2 else None
-        return a.Window(
-            _canon_kind(kind), sizes[0], advance, grace, column, span=self.span(s, e)
-        )
+        return make_window(self._lines, s, e, _canon_kind(kind), sizes[0], advance, grace, column)
 
     def window_kind(self, kids: Kids, s: int, e: int) -> Token:
-        return Token("KIND", kids[0].value.lower(), s, e)
+        return Token(("KIND", kids[0].value.lower(), s, e))
 
     def warg_duration(self, kids: Kids, s: int, e: int) -> Part:
         return Part("dur", kids[0])
@@ -73,8 +83,8 @@ class ExpressionRules(BuilderBase):
         if tok.type == "QNAME":
             return Part("col", self.qualified_column(kids, s, e))
         if len(kids) == 3:  # quoted parts: "T".ts
-            return Part("col", make_column(kids[2].value, tok.value, span=self.span(s, e)))
-        return Part("col", make_column(tok.value, span=self.span(s, e)))
+            return Part("col", make_column(self._lines, s, e, kids[2].value, tok.value))
+        return Part("col", make_column(self._lines, s, e, tok.value))
 
     def warg_size(self, kids: Kids, s: int, e: int) -> Part:
         return Part("size", kids[1])
@@ -91,11 +101,11 @@ class ExpressionRules(BuilderBase):
     def duration_short(self, kids: Kids, s: int, e: int) -> a.Interval:
         m = _DURATION.fullmatch(kids[0].value)
         assert m is not None  # the lexer matched the same shape
-        return a.Interval(int(m.group(1)), _UNIT_OF[m.group(2).upper()], span=self.span(s, e))
+        return make_interval(self._lines, s, e, int(m.group(1)), _UNIT_OF[m.group(2).upper()])
 
     def duration_words(self, kids: Kids, s: int, e: int) -> a.Interval:
         amount = _number(kids[0].value)
-        return a.Interval(amount, _UNIT_OF[kids[1].value.upper()], span=self.span(s, e))
+        return make_interval(self._lines, s, e, amount, _UNIT_OF[kids[1].value.upper()])
 
     def interval(self, kids: Kids, s: int, e: int) -> a.Interval:
         text_tok: Token = kids[1]
@@ -108,34 +118,34 @@ class ExpressionRules(BuilderBase):
                 "INTERVAL '5 seconds'",
                 text_tok.start, text_tok.value, ["a time unit"],
             )  # fmt: skip
-        return a.Interval(_number(m.group(1).lstrip("+")), unit, span=self.span(s, e))
+        return make_interval(self._lines, s, e, _number(m.group(1).lstrip("+")), unit)
 
     # ------------------------------------------------------------ expressions
 
     def binary(self, kids: Kids, s: int, e: int) -> a.BinaryOp:
         op: Token = kids[1]
         name = "!=" if op.type == "NE" else op.type if op.type in ("AND", "OR") else op.value
-        return make_binary(name, kids[0], kids[2], span=self.span(s, e))
+        return make_binary(self._lines, s, e, name, kids[0], kids[2])
 
     def unary(self, kids: Kids, s: int, e: int) -> a.Expr:
         op, operand = kids
         if op.type == "NOT":
-            return a.UnaryOp("NOT", operand, span=self.span(s, e))
+            return make_unary(self._lines, s, e, "NOT", operand)
         if isinstance(operand, a.Literal) and type(operand.value) in (int, float):
             value = operand.value if op.type == "PLUS" else -operand.value  # type: ignore[operator]
-            return make_literal(value, span=self.span(s, e))
-        return a.UnaryOp(op.value, operand, span=self.span(s, e))
+            return make_literal(self._lines, s, e, value)
+        return make_unary(self._lines, s, e, op.value, operand)
 
     def is_null(self, kids: Kids, s: int, e: int) -> a.IsNull:
-        return a.IsNull(kids[0], _has(kids, "NOT"), span=self.span(s, e))
+        return make_is_null(self._lines, s, e, kids[0], _has(kids, "NOT"))
 
     def between(self, kids: Kids, s: int, e: int) -> a.Between:
         x, low, high = _nodes(kids)
-        return a.Between(x, low, high, _has(kids, "NOT"), span=self.span(s, e))
+        return make_between(self._lines, s, e, x, low, high, _has(kids, "NOT"))
 
     def in_list(self, kids: Kids, s: int, e: int) -> a.InList:
         nodes = _nodes(kids)
-        return a.InList(nodes[0], tuple(nodes[1:]), _has(kids, "NOT"), span=self.span(s, e))
+        return make_in_list(self._lines, s, e, nodes[0], tuple(nodes[1:]), _has(kids, "NOT"))
 
     def in_select(self, kids: Kids, s: int, e: int) -> a.InSubquery:
         x, query = _nodes(kids)
@@ -143,7 +153,7 @@ class ExpressionRules(BuilderBase):
 
     def like(self, kids: Kids, s: int, e: int) -> a.Like:
         x, pattern = _nodes(kids)
-        return a.Like(x, pattern, _has(kids, "NOT"), span=self.span(s, e))
+        return make_like(self._lines, s, e, x, pattern, _has(kids, "NOT"))
 
     def exists(self, kids: Kids, s: int, e: int) -> a.Exists:
         return a.Exists(kids[2], span=self.span(s, e))
@@ -154,33 +164,33 @@ class ExpressionRules(BuilderBase):
     def field(self, kids: Kids, s: int, e: int) -> a.Expr:
         base, name = kids[0], kids[2].value
         if type(base) is a.Column and base.qualifier is None:
-            return make_column(name, base.name, span=self.span(s, e))
-        return a.FieldAccess(base, name, span=self.span(s, e))
+            return make_column(self._lines, s, e, name, base.name)
+        return make_field(self._lines, s, e, base, name)
 
     def cast_op(self, kids: Kids, s: int, e: int) -> a.Cast:
         return a.Cast(kids[0], kids[2], span=self.span(s, e))
 
     def number(self, kids: Kids, s: int, e: int) -> a.Literal:
-        return make_literal(_number(kids[0].value), span=self.span(s, e))
+        return make_literal(self._lines, s, e, _number(kids[0].value))
 
     def string(self, kids: Kids, s: int, e: int) -> a.Literal:
-        return make_literal(kids[0].value, span=self.span(s, e))
+        return make_literal(self._lines, s, e, kids[0].value)
 
     def true(self, kids: Kids, s: int, e: int) -> a.Literal:
-        return make_literal(True, span=self.span(s, e))
+        return make_literal(self._lines, s, e, True)
 
     def false(self, kids: Kids, s: int, e: int) -> a.Literal:
-        return make_literal(False, span=self.span(s, e))
+        return make_literal(self._lines, s, e, False)
 
     def null(self, kids: Kids, s: int, e: int) -> a.Literal:
-        return make_literal(None, span=self.span(s, e))
+        return make_literal(self._lines, s, e, None)
 
     def column(self, kids: Kids, s: int, e: int) -> a.Column:
-        return make_column(kids[0].value, span=self.span(s, e))
+        return make_column(self._lines, s, e, kids[0].value)
 
     def qualified_column(self, kids: Kids, s: int, e: int) -> a.Column:
         qualifier, _, name = kids[0].value.partition(".")
-        return make_column(name, qualifier, span=self.span(s, e))
+        return make_column(self._lines, s, e, name, qualifier)
 
     def paren(self, kids: Kids, s: int, e: int) -> a.Expr:
         return kids[1]  # type: ignore[no-any-return]
@@ -191,10 +201,10 @@ class ExpressionRules(BuilderBase):
         if isinstance(kids[1], a.Node) and type(kids[1]) is not a.WhenClause:
             operand = kids[1]  # type: ignore[assignment]
         else_ = kids[-2] if type(kids[-3]) is Token and kids[-3].type == "ELSE" else None
-        return a.Case(whens, operand, else_, span=self.span(s, e))
+        return make_case(self._lines, s, e, whens, operand, else_)
 
     def when(self, kids: Kids, s: int, e: int) -> a.WhenClause:
-        return a.WhenClause(kids[1], kids[3], span=self.span(s, e))
+        return make_when(self._lines, s, e, kids[1], kids[3])
 
     def cast(self, kids: Kids, s: int, e: int) -> a.Cast:
         return a.Cast(kids[2], kids[4], span=self.span(s, e))
@@ -206,13 +216,13 @@ class ExpressionRules(BuilderBase):
         return a.Extract(unit.value.upper(), kids[4], span=self.span(s, e))
 
     def position(self, kids: Kids, s: int, e: int) -> a.FunctionCall:
-        return make_call("POSITION", (kids[2], kids[4]), span=self.span(s, e))
+        return make_call(self._lines, s, e, "POSITION", (kids[2], kids[4]))
 
     def array(self, kids: Kids, s: int, e: int) -> a.ArrayLiteral:
         return a.ArrayLiteral(tuple(_nodes(kids)), span=self.span(s, e))
 
     def current_timestamp(self, kids: Kids, s: int, e: int) -> a.FunctionCall:
-        return make_call("CURRENT_TIMESTAMP", span=self.span(s, e))
+        return make_call(self._lines, s, e, "CURRENT_TIMESTAMP")
 
     def call(self, kids: Kids, s: int, e: int) -> a.FunctionCall:
         # kids: name ( [DISTINCT] [arg (, arg)*] ) [over] — the arguments are every other kid
@@ -223,11 +233,11 @@ class ExpressionRules(BuilderBase):
         if distinct and not args:
             raise self.error("DISTINCT needs an argument", third.start, "DISTINCT")
         name = kids[0].value.upper()
-        return make_call(name, args, distinct, False, over, span=self.span(s, e))
+        return make_call(self._lines, s, e, name, args, distinct, False, over)
 
     def call_star(self, kids: Kids, s: int, e: int) -> a.FunctionCall:
         over = kids[-1] if type(kids[-1]) is a.Over else None
-        return make_call(kids[0].value.upper(), (), False, True, over, span=self.span(s, e))
+        return make_call(self._lines, s, e, kids[0].value.upper(), (), False, True, over)
 
     def over(self, kids: Kids, s: int, e: int) -> a.Over:
         p = _parts(kids)

@@ -9,13 +9,32 @@ forms, type names, interval strings) raise ``SqlSyntaxError`` here, at the offen
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from . import ast as a
 from .lexer import Token
-from .transform_base import Kids, Part, _has, _ident, _nodes, _number, _parts, _start, make_item
+from .transform_base import (
+    Kids,
+    Part,
+    _has,
+    _ident,
+    _nodes,
+    _number,
+    _parts,
+    _start,
+    copy_with,
+    make_create_as,
+    make_item,
+    make_join,
+    make_property,
+    make_select,
+    make_star,
+    make_table,
+)
 from .transform_expr import ExpressionRules
+
+# the values of the keyword constants in WITH (one dict for all calls, not one per call)
+_CONSTANTS: dict[str, bool | None] = {"TRUE": True, "FALSE": False, "NULL": None}
 
 
 class Builder(ExpressionRules):
@@ -30,9 +49,9 @@ class Builder(ExpressionRules):
         p = _parts(kids)
         query: a.Select = _nodes(kids)[-1]
         # ksqlDB's ``CREATE STREAM s WITH (...) AS SELECT`` and the trailing ``WITH`` are one set of properties.
-        return a.CreateStreamAs(
-            _ident(kids), replace(query, properties=()), p["kind"], (*p.get("with", ()), *query.properties),
-            p.get("columns", ()), "or_replace" in p, span=self.span(s, e),
+        return make_create_as(
+            self._lines, s, e, _ident(kids), copy_with(query, properties=()), p["kind"],
+            (*p.get("with", ()), *query.properties), p.get("columns", ()), "or_replace" in p,
         )  # fmt: skip
 
     def create_source(self, kids: Kids, s: int, e: int) -> a.CreateSource:
@@ -63,13 +82,13 @@ class Builder(ExpressionRules):
     def start_job(self, kids: Kids, s: int, e: int) -> a.StartJob:
         query: a.Select = kids[-1]
         return a.StartJob(
-            _ident(kids), replace(query, properties=()), query.properties, span=self.span(s, e)
+            _ident(kids), copy_with(query, properties=()), query.properties, span=self.span(s, e)
         )
 
     def insert_select(self, kids: Kids, s: int, e: int) -> a.InsertSelect:
         query: a.Select = kids[-1]
         return a.InsertSelect(
-            _ident(kids), replace(query, properties=()), query.properties, span=self.span(s, e)
+            _ident(kids), copy_with(query, properties=()), query.properties, span=self.span(s, e)
         )
 
     def insert_values(self, kids: Kids, s: int, e: int) -> a.InsertValues:
@@ -178,10 +197,10 @@ class Builder(ExpressionRules):
                     raise self.error("A query can have only one WINDOW clause", _start(window))
                 windows.append(window)
         emit, emit_span = clauses.get("emit", (None, None))
-        return a.Select(
-            items, table, clauses.get("where"), distinct, clauses.get("limit"),
+        return make_select(
+            self._lines, s, e, items, table, clauses.get("where"), distinct, clauses.get("limit"),
             emit, clauses.get("with", ()), joins, clauses.get("group", ()),
-            clauses.get("having"), windows[0] if windows else None, span=self.span(s, e), emit_span=emit_span,
+            clauses.get("having"), windows[0] if windows else None, emit_span=emit_span,
         )  # fmt: skip
 
     def select_items(self, kids: Kids, s: int, e: int) -> tuple[a.SelectItem, ...]:
@@ -192,12 +211,12 @@ class Builder(ExpressionRules):
         if isinstance(expr, a.Star):
             raise self.error("'*' cannot be used in an expression", s, "*")
         alias = kids[2].value if len(kids) > 2 and type(kids[1]) is Token else None
-        return make_item(expr, alias, type(kids[-1]) is Part, span=self.span(s, e))
+        return make_item(self._lines, s, e, expr, alias, type(kids[-1]) is Part)
 
     def select_star(self, kids: Kids, s: int, e: int) -> a.SelectItem:
         tok = kids[0]
         qualifier = tok.value if tok.type == "QSTAR" else None
-        return a.SelectItem(a.Star(qualifier, span=self.span(s, e)), span=self.span(s, e))
+        return make_item(self._lines, s, e, make_star(self._lines, s, e, qualifier))
 
     def primary_key(self, kids: Kids, s: int, e: int) -> Part:
         return Part("pk", True)
@@ -206,15 +225,15 @@ class Builder(ExpressionRules):
         return kids[0], tuple(kids[1:])
 
     def table_alias(self, kids: Kids, s: int, e: int) -> a.TableRef:
-        return a.TableRef(kids[0].value, kids[-1].value, span=self.span(s, e))
+        return make_table(self._lines, s, e, kids[0].value, kids[-1].value)
 
     def table(self, kids: Kids, s: int, e: int) -> a.TableRef:
-        return a.TableRef(kids[0].value, span=self.span(s, e))
+        return make_table(self._lines, s, e, kids[0].value)
 
     def join(self, kids: Kids, s: int, e: int) -> a.Join:
         kind, table, on = kids[0].value, kids[2], kids[4]
         within = kids[5].value if len(kids) > 5 else None
-        return a.Join(kind, table, on, within, span=self.span(s, e))
+        return make_join(self._lines, s, e, kind, table, on, within)
 
     def join_kind(self, kids: Kids, s: int, e: int) -> Part:
         return Part("kind", kids[0].value.lower() if kids else "inner")
@@ -256,7 +275,7 @@ class Builder(ExpressionRules):
     def property(self, kids: Kids, s: int, e: int) -> a.Property:
         key = kids[0]
         name = key.value if key.type == "STRING" else self._raw(key)
-        return a.Property(name, kids[2].value, span=self.span(s, e))
+        return make_property(self._lines, s, e, name, kids[2].value)
 
     def prop_value(self, kids: Kids, s: int, e: int) -> Part:
         tok = kids[-1]
@@ -265,4 +284,4 @@ class Builder(ExpressionRules):
             return Part("value", -number if len(kids) == 2 else number)
         if tok.type == "IDENT":
             return Part("value", self._raw(tok))
-        return Part("value", {"TRUE": True, "FALSE": False, "NULL": None}.get(tok.type, tok.value))
+        return Part("value", _CONSTANTS.get(tok.type, tok.value))
