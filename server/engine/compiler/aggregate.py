@@ -7,18 +7,21 @@ result row (None when HAVING rejects it). The operator (operators/aggregate.py) 
 
 from __future__ import annotations
 
+from typing import Any
+
 from velo.grammar import ast
 
 from ..expressions import error
 from ..functions.aggregates import accumulator
 from ..operators.aggregate import AggregateProcessor, WindowSpec
-from ..operators.output import Output, with_encode_errors
+from ..operators.output import Output, RowEncoder, with_encode_errors
 from ..plan import OutputColumn
 from ..processor import Mode, Processor
 from ..time import Watermarks
+from ..types import format_timestamp
 from ..validate import aggregates_in, walk
 from .base import QueryBase
-from .codegen import decode_lines, loop
+from .codegen import Codegen, decode_lines, loop
 from .model import CompiledQuery
 from .processors import no_processor
 from .sqlutil import agg_type, constant, source_columns, sql
@@ -26,6 +29,58 @@ from .sqlutil import agg_type, constant, source_columns, sql
 WINDOW_START = ("_window_start", "window_start", "windowstart")
 WINDOW_END = ("_window_end", "window_end", "windowend")
 BOUND_FUNCTIONS = ("TUMBLE_START", "TUMBLE_END", "WINDOWSTART", "WINDOWEND")
+
+
+def _timestamp_text(v: Any) -> Any:
+    """A TIMESTAMP column's JSON value, as ``Output.row`` makes it (epoch ms → ISO-8601 text)."""
+    return format_timestamp(v) if isinstance(v, int) else v
+
+
+def _key_code(parts: list[str], never_null: set[str]) -> str:
+    """Code of ``key_bytes([parts])`` inline (``a|b``; None when there are none); ``never_null`` skips the test."""
+
+    def text(p: str) -> str:
+        return f"str({p})" if p in never_null else f"('' if {p} is None else str({p}))"
+
+    if not parts:
+        return "None"
+    if len(parts) == 1:
+        p = parts[0]
+        return f"str({p}).encode()" if p in never_null else f"(None if {p} is None else str({p}).encode())"
+    return "(" + " + '|' + ".join(text(p) for p in parts) + ").encode()"
+
+
+def encode_rows(cg: Codegen, names: list[str], types: list[str], pk: list[int], n_groups: int, windowed: bool,
+                encoder: RowEncoder | None) -> None:
+    """``agg_encode(values, k, ws, out, upsert)``: an aggregate's result row as ``Output.row`` encodes it.
+
+    The same ``(key, value)`` bytes, without its per-row work on the query's shape: the Kafka key is the
+    PRIMARY KEY columns, else group key ``k`` [+ window start ``ws``], each joined inline; the value is the
+    dict literal of the output names, TIMESTAMP columns as text for JSON, or the sink's ``encoder`` (Avro),
+    whose refusal ``out.refuse`` notes for ``with_encode_errors``. An upsert under a PRIMARY KEY records
+    its key in ``out.sent_keys``, where the retraction of the operator's key finds it.
+    """
+    op_parts = [f"k[{i}]" for i in range(n_groups)] + (["ws"] if windowed else [])
+    op_key = _key_code(op_parts, {"ws"})  # a window start is an int
+    lines = ["def agg_encode(values, k, ws, out, upsert):"]
+    if pk:
+        lines.append(f"    kb = {_key_code([f'values[{i}]' for i in pk], set())}")
+        lines.append(f"    if upsert: out.sent_keys[{op_key}] = kb")
+    else:
+        lines.append(f"    kb = {op_key}")
+    ts = cg.bind(_timestamp_text, "_ts")
+    if encoder is None:
+        fields = [f"{n!r}: {ts}(values[{i}])" if t == "TIMESTAMP" else f"{n!r}: values[{i}]"
+                  for i, (n, t) in enumerate(zip(names, types, strict=True))]
+        lines.append("    return (kb, _dumps({" + ", ".join(fields) + "}))")
+    else:
+        fields = [f"{n!r}: values[{i}]" for i, n in enumerate(names)]
+        lines += ["    o = {" + ", ".join(fields) + "}",
+                  "    try:",
+                  f"        return (kb, {cg.bind(encoder, '_venc')}(o))",
+                  "    except Exception as exc:",
+                  "        return out.refuse(kb, o, exc)"]
+    cg.add(lines)
 
 
 class AggregatePlanner(QueryBase):
@@ -162,8 +217,10 @@ class AggregatePlanner(QueryBase):
             project.append(f"    if not {pec.predicate(s.having)}: return None")
         project.append(f"    return [{', '.join(values)}]")
         cg.add(project)
-        ns = cg.build(self.relations[0].spec.topic)
         pk = self._primary_key(names)
+        encoder = self._sink_encoder(list(zip(names, types, strict=True)))
+        encode_rows(cg, names, types, pk, len(groups), window is not None, encoder)
+        ns = cg.build(self.relations[0].spec.topic)
         steps = []
         if s.where is not None:
             steps.append("Filter: WHERE clause")
@@ -180,17 +237,16 @@ class AggregatePlanner(QueryBase):
             steps.append("Having: HAVING clause")
         plan = self._plan("aggregate", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
                           "changes" if distinct else emit, steps)
-        extract, project_fn = ns["extract"], ns["project"]
+        extract, project_fn, encode = ns["extract"], ns["project"], ns["agg_encode"]
         opts = self.opts
         if pairs:
-            self._agg_parts = (extract, project_fn, specs, wspec, emit, names, types, distinct)
+            self._agg_parts = (extract, project_fn, specs, wspec, emit, names, types, distinct, encoder, encode)
             return CompiledQuery(plan, (), cg.source, lambda mode: no_processor())
-        encoder = self._sink_encoder(list(zip(names, types, strict=True)))
 
         def factory(mode: Mode) -> Processor:
             output = Output(mode, names, types, pk, encoder)
             return with_encode_errors(AggregateProcessor(extract, project_fn, specs, wspec, emit, output,
                                                          Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
-                                                         distinct), output)
+                                                         distinct, encode), output)
 
         return CompiledQuery(plan, self._inputs(), cg.source, factory)

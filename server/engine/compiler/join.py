@@ -98,7 +98,7 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             self._pair_access = col_access
             self._aggregate(pairs=True)
             agg = self._agg_parts
-            extract, project_fn, specs, wspec, emit, names, types, distinct = agg
+            extract, project_fn, specs, wspec, emit, names, types, distinct, agg_encoder, agg_encode = agg
             post_kind = "aggregate"
         if not has_over and not has_agg:
             body = [self._unpack]
@@ -121,8 +121,9 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         plan = self._plan("join", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
                           (emit if post_kind == "aggregate" else "none"), steps, warnings)
         inputs = self._inputs()
-        # Project and OVER took the sink's encoder in their generated code; an aggregate's Output takes it.
-        encoder = self._sink_encoder(list(zip(names, types, strict=True))) if post_kind == "aggregate" else None
+        # Project and OVER took the sink's encoder in their generated code; so did the aggregate's ``agg_encode``,
+        # and its Output takes it too (a retried refused row, the rows mode).
+        encoder = agg_encoder if post_kind == "aggregate" else None
 
         def factory(mode: Mode) -> Processor:
             output = Output(mode, names, types, pkeys, encoder)
@@ -130,7 +131,7 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             if post_kind == "aggregate":
                 aggp = AggregateProcessor(None, project_fn, specs, wspec, emit, output,
                                           Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
-                                          distinct)
+                                          distinct, agg_encode)
                 post = post_aggregate(extract, aggp)
             elif post_kind == "over":
                 over = OverProcessor(ns[f"over_{mode}"], specs_o, opts.over_ttl_ms)

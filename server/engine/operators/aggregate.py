@@ -31,6 +31,10 @@ from .output import Output, key_bytes
 Extract = Callable[[Sequence[Any]], tuple[list[tuple[Any, ...]], RecordErrors | None]]
 Project = Callable[[tuple[Any, ...], list[Any], Any, Any], "list[Any] | None"]
 AccSpec = tuple[type[Accumulator], tuple[Any, ...]]
+Encode = Callable[[list[Any], tuple[Any, ...], Any, Output, bool], Any]
+"""A query's generated row encoder (compiler/aggregate.py ``agg_encode``): result values, group key, window
+start (None without a window), the Output (its PRIMARY KEY bookkeeping, refused rows) and whether the row
+is an upsert → the ``(key, value)`` bytes ``Output.row`` would make of it."""
 _CHUNK = 256  # records extracted and folded at a time (see process)
 
 
@@ -70,6 +74,7 @@ class AggregateProcessor:
         output: Output,
         watermarks: Watermarks,
         distinct: bool = False,
+        encode: Encode | None = None,
     ) -> None:
         self._extract = extract
         self._project = project
@@ -77,6 +82,11 @@ class AggregateProcessor:
         self._window = window
         self._final = emit == "final"
         self._out = output
+        # Emitted rows go through the query's generated encoder in encode mode (names, TIMESTAMP columns
+        # and key positions baked in) rather than the generic Output.row; retractions still take
+        # Output.row, which finds the key their upsert went out under.
+        self._encode = encode if output.mode == "encode" else None
+        self._upsert = not (self._final or distinct)
         self._wm = watermarks
         self._distinct = distinct
         self._groups: dict[Any, list[Accumulator]] = {}  # (key, window start) → accumulators
@@ -397,17 +407,20 @@ class AggregateProcessor:
     def _row(self, rows: list[Any], k: Any, accs: list[Accumulator], ws: Any, we: Any,
              track: bool = False) -> None:
         values = self._project(k, [a.result() for a in accs], ws, we)
-        key = list(k) if ws is None else [*k, ws]
-        op = "insert" if self._final or self._distinct else "upsert"
         ident = (k, ws)
         if values is None:  # HAVING is false: retract a row sent before
             if track and ident in self._emitted:
                 self._emitted.discard(ident)
-                rows.append(self._out.row([], key, "delete"))
+                rows.append(self._out.row([], list(k) if ws is None else [*k, ws], "delete"))
             return
         if track and not self._final:
             self._emitted.add(ident)
-        rows.append(self._out.row(values, key, op))
+        encode = self._encode
+        if encode is not None:
+            rows.append(encode(values, k, ws, self._out, self._upsert))
+        else:
+            rows.append(self._out.row(values, list(k) if ws is None else [*k, ws],
+                                      "upsert" if self._upsert else "insert"))
 
     def _close(self, watermark: int | None) -> list[Any]:
         """Emit (FINAL) and evict every window whose end + grace the watermark has reached."""
@@ -437,7 +450,7 @@ class AggregateProcessor:
         ends = self._ends
         by_key = self._sessions
         final = self._final
-        project, out_row = self._project, self._out.row
+        project, out, out_row, encode = self._project, self._out, self._out.row, self._encode
         pop = heapq.heappop
         rows: list[Any] = []
         while ends and (watermark is None or ends[0][0] + grace <= watermark):
@@ -461,7 +474,11 @@ class AggregateProcessor:
                 accs = s.accs
                 results = [accs[0].result()] if len(accs) == 1 else [a.result() for a in accs]
                 values = project(k, results, s.start, end)
-                if values is not None:  # None: HAVING rejects it
+                if values is None:  # HAVING rejects it
+                    continue
+                if encode is not None:
+                    rows.append(encode(values, k, s.start, out, False))
+                else:
                     rows.append(out_row(values, [*k, s.start], "insert"))
             else:
                 self._forget(k, s.start)

@@ -118,8 +118,12 @@ class Output:
         try:
             return (kb, self.encoder(row))
         except Exception as exc:
-            self.failed.append((UnencodableRow(_as_json(row), kb, row=row), exc))
-            return _FAILED
+            return self.refuse(kb, row, exc)
+
+    def refuse(self, kb: bytes | None, row: dict[str, Any], exc: Exception) -> Any:
+        """A row the sink's encoder refused (here or in generated code): noted in ``failed``; its stand-in."""
+        self.failed.append((UnencodableRow(_as_json(row), kb, row=row), exc))
+        return _FAILED
 
 
 def _as_json(row: dict[str, Any]) -> bytes:
