@@ -178,7 +178,7 @@ class JobRuntime:
         sinks = [s for s in (self.sink, self.dlq) if s is not None]
         try:
             # Restored before the source starts: its partitions then begin at the snapshot's positions.
-            processor = self._processor = self._state.restore(self.spec.query.processor("encode"))
+            processor = self._processor = await self._state.restore(self.spec.query.processor("encode"))
             for sink in sinks:
                 await self._retrying("connecting", sink.start)
             await self._retrying("connecting", self.source.start)

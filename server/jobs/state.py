@@ -50,7 +50,7 @@ class StateKeeper:
         self._gap = spec.snapshot_interval_ms / 1000
         self._writing: asyncio.Task[int] | None = None
 
-    def restore(self, processor: Processor) -> Processor:
+    async def restore(self, processor: Processor) -> Processor:
         """Restore ``processor`` from the job's snapshot when one fits its query; the processor to run.
 
         Called before the source starts: it is told to start at the snapshot's positions. A snapshot
@@ -67,7 +67,9 @@ class StateKeeper:
                 log.info("job %s: its query keeps no state; removed the state snapshot of an earlier query",
                          name, extra={"job": name})
             return processor
-        snapshot = store.load(name)
+        # Reading and rebuilding a big state takes seconds (1M groups: ~3 s): in a thread, so that the
+        # other jobs' loops (and the API) keep getting turns meanwhile.
+        snapshot = await asyncio.to_thread(store.load, name)
         if snapshot is None:
             return processor
         if snapshot.fingerprint != self._fingerprint:
@@ -76,7 +78,7 @@ class StateKeeper:
                      "from the committed offsets", name, extra={"job": name})
             return processor
         try:
-            processor.restore(snapshot.state)
+            await asyncio.to_thread(processor.restore, snapshot.state)  # nobody else holds the processor yet
         except Exception as exc:
             store.delete(name)
             log.warning("job %s: its state snapshot cannot be restored (%s); starting with empty state from the "
