@@ -153,6 +153,11 @@ def format_timestamp(ms: int) -> str:
         "+00:00", "Z")
 
 
+def format_date(days: int) -> str:
+    """ISO-8601 (``YYYY-MM-DD``) of a DATE value (days since 1970-01-01)."""
+    return (_EPOCH_DATE + timedelta(days=days)).isoformat()
+
+
 _DAY_MS = 86_400_000
 
 
@@ -166,7 +171,7 @@ def _from_time(source: str, target: str) -> Callable[[Any], Any] | None:
                 "STRING": lambda v: format_timestamp(parse_timestamp(v))}.get(target)
     if source == "DATE":
         return {"TIMESTAMP": lambda v: _to_date(v) * _DAY_MS,
-                "STRING": lambda v: (_EPOCH_DATE + timedelta(days=_to_date(v))).isoformat()}.get(target)
+                "STRING": lambda v: format_date(_to_date(v))}.get(target)
     return None
 
 

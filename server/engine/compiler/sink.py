@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +36,7 @@ from ..avro import (
 )
 from ..expressions import error
 from ..operators.output import RowEncoder
-from ..types import format_timestamp, parse_type
+from ..types import format_date, format_timestamp, parse_type
 from ..validate import SINK_FORMATS, check_path, load_config_file, sink_keys
 from .relations import Relation
 from .sqlutil import output_name
@@ -139,7 +138,7 @@ def row_encoder(sink: SinkFormat, schema: dict[str, Any], columns: Sequence[tupl
 
 
 def _date_text(v: Any) -> Any:
-    return (date(1970, 1, 1) + timedelta(days=v)).isoformat() if isinstance(v, int) else v
+    return format_date(v) if isinstance(v, int) else v
 
 
 def _timestamp_text(v: Any) -> Any:

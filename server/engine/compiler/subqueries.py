@@ -19,7 +19,7 @@ from velo.grammar import ast
 
 from ...connectors.base import Record
 from ...connectors.files import read_rows
-from ..expressions import SubqueryRef, SubqueryResult, error
+from ..expressions import ExprCompiler, SubqueryRef, SubqueryResult, error
 from ..operators.tables import CorrelatedSubquery, LiveSubquery
 from ..validate import aggregates_in, analytic_calls, walk
 from .codegen import decode_lines, loop
@@ -111,13 +111,7 @@ def _live_subquery(q: QueryBase, sub: ast.Select, inner: QueryBase, rel: Relatio
     cg = q.cg
     state = LiveSubquery()
     name = cg.bind(state, "_sq")
-    uses_et = any(isinstance(n, ast.Column) and n.name == "_event_time" for n in walk((sub.items, sub.where)))
-    lines = ["i = m.key if m.key is not None else (m.topic, m.partition, m.offset)",
-             "if m.value is None:", "    append((i, None))", "    continue",
-             *decode_lines(cg, rel, uses_et, set())]
-    ec = cg.compiler(inner._access({rel.index: "r"}, direct=True), record_var="m")
-    ec.column_type = inner._column_type
-    ec._consts = 1_000_000 * len(q._subqueries) + 1_000_000  # apart from the enclosing expression's names
+    lines, ec = _table_scan(q, inner, rel, (sub.items, sub.where), "(i, None)")
     q._in_live_subquery = True
     try:
         if sub.where is not None:
@@ -202,14 +196,8 @@ def _correlated_subquery(q: QueryBase, node: ast.InSubquery | ast.Exists, inner:
     name = cg.bind(state, "_sq")
     table_side = tuple(k[0] for k in keys)
     read = (*table_only, *table_side, *(() if value is None else (value,)))
-    uses_et = any(isinstance(n, ast.Column) and n.name == "_event_time" for n in walk(read))
-    lines = ["i = m.key if m.key is not None else (m.topic, m.partition, m.offset)",
-             "if m.value is None:", "    append((i, None, None))", "    continue",
-             *decode_lines(cg, rel, uses_et, set())]
-    ec = cg.compiler(inner._access({rel.index: "r"}, direct=True), record_var="m")
-    ec.column_type = inner._column_type
+    lines, ec = _table_scan(q, inner, rel, read, "(i, None, None)")
     ec.subquery = None  # refused above: a nested subquery has no rows here
-    ec._consts = 1_000_000 * len(q._subqueries) + 1_000_000  # apart from the enclosing expression's names
     where = all_of(table_only)
     if where is not None:
         lines += [f"if not {ec.predicate(where)}:", "    append((i, None, None))", "    continue"]
@@ -245,3 +233,20 @@ def _correlated_subquery(q: QueryBase, node: ast.InSubquery | ast.Exists, inner:
         text += f", its rows where {sql(where)}"
     q._semi_steps.append(f"{text} ({where_from})")
     return SubqueryRef(name, correlated=True, outer=tuple(k[1] for k in keys), guard=guard)
+
+
+def _table_scan(q: QueryBase, inner: QueryBase, rel: Relation, reads: Any,
+                no_row: str) -> tuple[list[str], ExprCompiler]:
+    """The start of a table scan's loop body, and the compiler of the subquery's expressions over its row.
+
+    The row id is the message key (a record without one is a row of its own); a tombstone appends
+    ``no_row``; ``_event_time`` is decoded only when ``reads`` (the expressions the scan computes) use it.
+    """
+    uses_et = any(isinstance(n, ast.Column) and n.name == "_event_time" for n in walk(reads))
+    lines = ["i = m.key if m.key is not None else (m.topic, m.partition, m.offset)",
+             "if m.value is None:", f"    append({no_row})", "    continue",
+             *decode_lines(q.cg, rel, uses_et, set())]
+    ec = q.cg.compiler(inner._access({rel.index: "r"}, direct=True), record_var="m")
+    ec.column_type = inner._column_type
+    ec._consts = 1_000_000 * len(q._subqueries) + 1_000_000  # apart from the enclosing expression's names
+    return lines, ec
