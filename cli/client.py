@@ -7,16 +7,24 @@ Nothing else in ``velo.cli`` imports httpx; a remote server and a local one look
 Streamed results (``POST /query``, NDJSON) are read by a background thread into a queue. The caller waits
 on that queue in the main thread, which keeps Ctrl-C (KeyboardInterrupt) out of httpx's internals: the
 interrupt lands in ``queue.get`` and :meth:`QueryStream.cancel` tears the stream down cleanly.
+
+TLS: :func:`tls_context` builds the one SSL context a client uses for every connection (requests and
+streams). The client runs with ``trust_env=False`` (no proxy variables), so httpx would also ignore
+``SSL_CERT_FILE``/``SSL_CERT_DIR``; they are honoured here instead. A certificate that does not verify
+becomes :class:`TlsVerificationFailed`, whose one-line message names ``--ca-cert`` and ``--insecure``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import socket
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -85,6 +93,87 @@ class ServerUnreachable(VeloError):
         super().__init__("unreachable", f"cannot reach the server at {url} ({reason})")
         self.url = url
         self.reason = reason
+
+
+class TlsVerificationFailed(ServerUnreachable):
+    """The server's TLS certificate did not verify: untrusted issuer, expired, or issued for another name."""
+
+    def __init__(self, url: str, cause: ssl.SSLCertVerificationError) -> None:
+        detail = str(cause.verify_message or cause.reason or "certificate verify failed").rstrip(".")
+        super().__init__(url, f"TLS certificate not trusted: {detail}")
+        self.code = "tls_verification_failed"
+        host = urlsplit(url).hostname or url
+        if cause.verify_code == X509_V_ERR_HOSTNAME_MISMATCH:
+            # Trusting another CA cannot help here: the certificate names another host.
+            hint = "connect with a host name the certificate was issued for, or pass --insecure (unsafe)"
+        else:
+            hint = (
+                "if a private CA signed it, pass --ca-cert CA.pem (or set ca_cert in the profile, or "
+                "SSL_CERT_FILE); --insecure skips verification (unsafe)"
+            )
+        self.message = f"cannot verify the TLS certificate of {host} ({detail}): {hint}"
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH: the chain is trusted but the certificate is for another name.
+X509_V_ERR_HOSTNAME_MISMATCH = 62
+
+
+class CaCertError(Exception):
+    """A CA certificate (``--ca-cert``, a profile's ``ca_cert``, ``SSL_CERT_FILE``/``SSL_CERT_DIR``) is unusable."""
+
+
+def tls_context(
+    ca_cert: str | Path | None = None, *, insecure: bool = False, env: Mapping[str, str] | None = None
+) -> ssl.SSLContext:
+    """The SSL context of a client: which certificates it trusts, or none when ``insecure``.
+
+    Trust, first that applies: ``ca_cert`` (a PEM file, or a directory prepared with ``openssl rehash``),
+    ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's bundle (httpx's default). ``ca_cert`` replaces the
+    bundle rather than adding to it, like ``curl --cacert``: only that CA can vouch for the server.
+    Raises :class:`CaCertError` when the file cannot be read or holds no certificate.
+    """
+    if insecure:
+        return httpx.create_ssl_context(verify=False)
+    env = os.environ if env is None else env
+    if ca_cert:
+        source, path = "CA certificate", Path(ca_cert).expanduser()
+    elif env.get("SSL_CERT_FILE"):
+        source, path = "SSL_CERT_FILE", Path(env["SSL_CERT_FILE"])
+    elif env.get("SSL_CERT_DIR"):
+        source, path = "SSL_CERT_DIR", Path(env["SSL_CERT_DIR"])
+    else:
+        return httpx.create_ssl_context(verify=True, trust_env=False)
+    try:
+        if path.is_dir():
+            return ssl.create_default_context(capath=str(path))
+        return ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:  # an OSError too: caught first
+        raise CaCertError(f"the {source} {path} holds no usable PEM certificate ({exc.reason or exc})") from exc
+    except FileNotFoundError as exc:
+        raise CaCertError(f"cannot read the {source} {path}: no such file") from exc
+    except OSError as exc:
+        raise CaCertError(f"cannot read the {source} {path}: {exc.strerror or exc}") from exc
+
+
+def unreachable(url: str, exc: httpx.TransportError) -> ServerUnreachable:
+    """The error for a request that never got an answer; a failed certificate check says how to fix it."""
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return TlsVerificationFailed(url, cause)
+        if isinstance(cause, ssl.SSLError):
+            # Typically WRONG_VERSION_NUMBER: an https:// URL pointed at a server speaking plain HTTP.
+            what = cause.reason or "handshake failed"
+            return ServerUnreachable(url, f"TLS handshake failed: {what}; if the server serves plain HTTP, use http://")
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerUnreachable(url, "timed out")
+    if isinstance(exc, httpx.RemoteProtocolError) and url.startswith("http://"):
+        # A TLS server hangs up on a plain-HTTP request without a word: say what is the likely cause.
+        return ServerUnreachable(url, f"{_reason(exc).rstrip('.')}; if the server serves HTTPS, use https://")
+    return ServerUnreachable(url, _reason(exc))
 
 
 # --------------------------------------------------------------------------- stream events
@@ -214,11 +303,19 @@ class VeloClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.url = normalize_url(url)
         self._token = token or None
         self._timeout = timeout
         self._transport = transport
+        # One context for every connection of this client, the streams' private ones included. A plain-HTTP
+        # client (the --local server) gets httpx's default, so the CA variables cannot break it.
+        self._verify: ssl.SSLContext | bool = True
+        if verify is not None:
+            self._verify = verify
+        elif self.url.startswith("https://"):
+            self._verify = tls_context()
         self._http = self._new_http()
 
     def _headers(self) -> dict[str, str]:
@@ -233,6 +330,7 @@ class VeloClient:
             headers=self._headers(),
             timeout=timeout or httpx.Timeout(self._timeout, connect=5.0),
             transport=self._transport,
+            verify=self._verify,
             trust_env=False,  # a stray HTTP(S)_PROXY must not reroute a loopback server
         )
 
@@ -275,10 +373,8 @@ class VeloClient:
                 params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
-        except httpx.TimeoutException as exc:
-            raise ServerUnreachable(self.url, "timed out") from exc
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, _reason(exc)) from exc
+        except httpx.TransportError as exc:  # timeouts included
+            raise unreachable(self.url, exc) from exc
         return _decode(resp)
 
     # ------------------------------------------------------------------ endpoints
@@ -422,7 +518,7 @@ class QueryStream:
         except (httpx.HTTPError, OSError) as exc:
             if not self._cancelled.is_set():
                 if self.query_id is None and isinstance(exc, httpx.TransportError):
-                    self._put(StreamFailed(ServerUnreachable(self._client.url, _reason(exc))))
+                    self._put(StreamFailed(unreachable(self._client.url, exc)))
                 else:
                     self._put(StreamFailed(VeloError("stream_broken", _reason(exc))))
         finally:

@@ -5,7 +5,10 @@ Files (platformdirs, so ``XDG_CONFIG_HOME``/``XDG_STATE_HOME`` are honoured on L
 
 Resolution order: server — ``--server``/URL argument, ``VELO_SERVER``, the profile's ``url``, then
 ``http://127.0.0.1:8080``; token — ``--token``, ``VELO_TOKEN``, the profile's ``token``; output —
-``--output``, the profile's ``output``, ``[main] output``, else the mode's default.
+``--output``, the profile's ``output``, ``[main] output``, else the mode's default; trusted CA —
+``--ca-cert``, the profile's ``ca_cert`` (relative to the config file's folder), then what
+:func:`velo.cli.client.tls_context` falls back on (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, certifi).
+``--insecure`` has no config key on purpose: turning verification off is a choice made per command.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from velo.cli.client import DEFAULT_URL, normalize_url
+from velo.cli.client import DEFAULT_URL, VeloClient, normalize_url, tls_context
 
 APP = "velo"
 
@@ -46,6 +49,7 @@ DEFAULT_CONFIG = """\
 # [profiles.prod]
 # url = "https://velo.example.com:8443"
 # token = "..."          # or leave it out and export VELO_TOKEN
+# ca_cert = "corp-ca.pem" # CA that signed the server's certificate (relative to this folder)
 # output = "vertical"
 """
 
@@ -118,6 +122,24 @@ class Connection:
     token: str | None = field(default=None, repr=False)
     output: str | None = None
     profile: str | None = None
+    ca_cert: str | None = None
+    insecure: bool = False
+
+
+def open_client(conn: Connection, *, timeout: float = 30.0) -> VeloClient:
+    """A client for ``conn``, trusting its CA (raises :class:`velo.cli.client.CaCertError` if unusable)."""
+    return VeloClient(conn.url, conn.token, timeout=timeout, verify=tls_context(conn.ca_cert, insecure=conn.insecure))
+
+
+def profile_ca_cert(config: Config, profile: dict[str, Any]) -> str | None:
+    """A profile's ``ca_cert``, a relative path taken from the config file's folder (not the working dir)."""
+    value = _str(profile.get("ca_cert"))
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute() and config.path is not None:
+        path = config.path.parent / path
+    return str(path)
 
 
 def resolve_connection(
@@ -127,6 +149,8 @@ def resolve_connection(
     profile: str | None = None,
     token: str | None = None,
     output: str | None = None,
+    ca_cert: str | None = None,
+    insecure: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Connection:
     """Apply the resolution order of the module docstring."""
@@ -144,7 +168,10 @@ def resolve_connection(
     chosen_url = url or env.get("VELO_SERVER") or _str(prof.get("url")) or DEFAULT_URL
     chosen_token = token or env.get("VELO_TOKEN") or _str(prof.get("token"))
     chosen_output = output or _str(prof.get("output")) or config.text("output")
-    return Connection(normalize_url(chosen_url), chosen_token or None, chosen_output, profile_name)
+    chosen_ca = ca_cert or profile_ca_cert(config, prof)
+    return Connection(
+        normalize_url(chosen_url), chosen_token or None, chosen_output, profile_name, chosen_ca, insecure
+    )
 
 
 def _str(value: Any) -> str | None:

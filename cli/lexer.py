@@ -63,7 +63,7 @@ def build_tokens(kw: Sequence[str], functions: Sequence[str], types: Sequence[st
     }
 
 
-class VeloLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type hints
+class VeloLexer(RegexLexer):
     """Velo SQL (keywords and functions from ``velo.grammar.keywords``)."""
 
     name = "Velo SQL"

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import click
 from velo.cli import render
-from velo.cli.client import ServerUnreachable, VeloClient, VeloError
-from velo.cli.config import Config, ConfigError, Connection, load_config, resolve_connection
+from velo.cli.client import CaCertError, ServerUnreachable, VeloClient, VeloError, tls_context
+from velo.cli.config import Config, ConfigError, Connection, load_config, open_client, resolve_connection
 from velo.cli.session import OutputSettings, Session
 
 EXIT_OK = 0
@@ -29,6 +29,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
+
+INSECURE_WARNING = (
+    "WARNING: --insecure: the server's TLS certificate is not verified, so anyone on the network path can "
+    "impersonate the server and read the token, the statements and the results"
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +57,19 @@ def connection_options(f: F) -> F:
             ),
             click.option("--profile", metavar="NAME", help="Profile from ~/.config/velo/config.toml."),
             click.option("--token", metavar="TOKEN", help="Bearer token (or $VELO_TOKEN); never echoed."),
+            click.option(
+                "--ca-cert",
+                "ca_cert",
+                metavar="PATH",
+                help="Trust the CA in PATH (PEM) for an https:// server (default: profile ca_cert, "
+                "$SSL_CERT_FILE, $SSL_CERT_DIR, certifi).",
+            ),
+            click.option(
+                "--insecure",
+                is_flag=True,
+                default=False,
+                help="Do not verify the server's TLS certificate (anyone on the path can impersonate it).",
+            ),
             click.option(
                 "--output",
                 "-o",
@@ -147,7 +165,8 @@ class Context:
         return dict(item.split("=", 1) for item in self.params.get("var") or ())
 
     def client(self) -> VeloClient:
-        return VeloClient(self.conn.url, self.conn.token, timeout=self.params.get("http_timeout") or 30.0)
+        # The CA was checked in _context: this cannot raise CaCertError unless the file changed since.
+        return open_client(self.conn, timeout=self.params.get("http_timeout") or 30.0)
 
 
 def _context(params: dict[str, Any], url: str | None = None) -> Context:
@@ -162,9 +181,16 @@ def _context(params: dict[str, Any], url: str | None = None) -> Context:
             profile=params.get("profile"),
             token=params.get("token"),
             output=params.get("output"),
+            ca_cert=params.get("ca_cert"),
+            insecure=bool(params.get("insecure")),
         )
-    except ConfigError as exc:
+        # Load the CA now: an unreadable --ca-cert is a usage error before anything is sent.
+        tls_context(conn.ca_cert, insecure=conn.insecure)
+    except (ConfigError, CaCertError) as exc:
         raise click.UsageError(str(exc)) from exc
+    if conn.insecure:
+        # Once per run (one _context per invocation), before any request: the user must know.
+        click.echo(render.red(INSECURE_WARNING, sys.stderr.isatty()), err=True)
     return Context(config, conn, params)
 
 
@@ -175,12 +201,43 @@ class VeloGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            if len(args) > 1 and args[1] in self.commands and args[1] != "shell":
-                # velo-cli URL jobs: the URL serves the subcommand like --server would.
+            at = self._subcommand_after_url(args)
+            if at is not None:
+                # velo-cli URL [connection flags] jobs: the URL serves the subcommand like --server would.
+                # Parsing stopped at the URL, so flags between it and the subcommand are still in args:
+                # hand them to the subcommand, which accepts every connection flag too.
                 ctx.meta["velo.url"] = args[0]
-                return super().resolve_command(ctx, args[1:])
+                return super().resolve_command(ctx, [args[at], *args[1:at], *args[at + 1 :]])
             return "shell", self.commands["shell"], args
         return super().resolve_command(ctx, args)
+
+    def _subcommand_after_url(self, args: list[str]) -> int | None:
+        """Index of the subcommand in ``URL [connection flags] SUBCOMMAND …``; ``None`` for the shell."""
+        i = 1
+        while i < len(args):
+            arg = args[i]
+            if arg in self.commands:
+                return None if arg == "shell" else i
+            name = arg.split("=", 1)[0]
+            if name in _CONNECTION_VALUE_OPTIONS:
+                i += 1 if "=" in arg else 2  # skip the value: `--token jobs` is a token, not a command
+            elif arg in _CONNECTION_FLAGS:
+                i += 1
+            else:
+                return None
+        return None
+
+
+def _connection_probe() -> None:
+    """Carrier of connection_options() for the two sets below."""
+
+
+# What may stand between a URL and its subcommand, taken from connection_options() so they cannot drift.
+_CONNECTION_PARAMS = [
+    p for p in click.command()(connection_options(_connection_probe)).params if isinstance(p, click.Option)
+]
+_CONNECTION_VALUE_OPTIONS = frozenset(o for p in _CONNECTION_PARAMS if not p.is_flag for o in p.opts)
+_CONNECTION_FLAGS = frozenset(o for p in _CONNECTION_PARAMS if p.is_flag for o in p.opts)
 
 
 @click.group(cls=VeloGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,11 +26,11 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 from velo.cli import render
-from velo.cli.client import ServerUnreachable, VeloClient, VeloError, host_port
+from velo.cli.client import ServerUnreachable, TlsVerificationFailed, VeloClient, VeloError, host_port
 from velo.cli.completion.catalog import Catalog
 from velo.cli.completion.completer import VeloCompleter
 from velo.cli.completion.refresh import CatalogRefresher
-from velo.cli.config import Config, Connection, history_path
+from velo.cli.config import Config, Connection, history_path, open_client, profile_ca_cert
 from velo.cli.lexer import VeloLexer
 from velo.cli.session import OutputSettings, Session, env_pager
 from velo.cli.statements import is_complete
@@ -116,7 +117,7 @@ class Repl:
         out: TextIO | None = None,
         err: TextIO | None = None,
         history_file: Path | bool | None = True,
-        client_factory: Callable[[str, str | None], VeloClient] = VeloClient,
+        client_factory: Callable[[Connection], VeloClient] = open_client,
         background_refresh: bool = True,
         color: bool | None = None,
     ) -> None:
@@ -124,7 +125,8 @@ class Repl:
         self.conn = conn
         self._client_factory = client_factory
         self._startup_token = conn.token
-        self.client = client_factory(conn.url, conn.token)
+        self._startup = conn
+        self.client = client_factory(conn)
         tty = (out or sys.stdout).isatty()
         if color is None:
             color = tty and not os.environ.get("NO_COLOR")
@@ -243,7 +245,7 @@ class Repl:
     # ------------------------------------------------------------------ catalog
 
     def _new_client(self) -> VeloClient:
-        return self._client_factory(self.client.url, self.conn.token)
+        return self._client_factory(self.conn)
 
     def _on_catalog(self, catalog: Catalog) -> None:
         self.completer.set_catalog(catalog)
@@ -274,6 +276,11 @@ class Repl:
     def greet(self) -> None:
         try:
             health = self.client.health()
+        except TlsVerificationFailed as exc:
+            # Retrying cannot help: the user has to say which CA to trust.
+            self.session.connected = False
+            self.error(f"ERROR {exc.message}")
+            return
         except ServerUnreachable as exc:
             self.session.connected = False
             self.error(
@@ -338,7 +345,7 @@ class Repl:
             # Ctrl-C outside a streaming query (e.g. waiting on a slow statement): back to the prompt,
             # with a fresh client — the interrupted request may have left its connection half-used.
             self.error("cancelled")
-            old, self.client = self.client, self._client_factory(self.client.url, self.conn.token)
+            old, self.client = self.client, self._client_factory(self.conn)
             self.session.client = self.client
             with contextlib.suppress(Exception):
                 old.close()
@@ -383,13 +390,17 @@ class Repl:
                 self.error(f"profile {arg!r} has no url")
                 return
             token = prof.get("token") if isinstance(prof.get("token"), str) else None
-            new = Connection(url, token or os.environ.get("VELO_TOKEN") or None, None, arg)
+            # The profile's CA, else the one given at startup; --insecure holds for the whole run.
+            ca_cert = profile_ca_cert(self.config, prof) or self._startup.ca_cert
+            new = Connection(
+                url, token or os.environ.get("VELO_TOKEN") or None, None, arg, ca_cert, self._startup.insecure
+            )
         else:
-            # A URL keeps the token given at startup (--token / VELO_TOKEN / profile).
-            new = Connection(arg, self._startup_token, None, None)
+            # A URL keeps the token and TLS settings given at startup (flags / environment / profile).
+            new = replace(self._startup, url=arg, output=None, profile=None)
         old = self.client
         try:
-            self.client = self._client_factory(new.url, new.token)
+            self.client = self._client_factory(new)
         except Exception as exc:  # a malformed URL: keep the old connection
             self.error(f"cannot use {arg!r}: {exc}")
             return

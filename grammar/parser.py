@@ -2,8 +2,8 @@
 
 Lark compiles the grammar (``parser='lalr'``, ``propagate_positions=True``, strict: a conflict is an
 error) into action tables. Building them takes a few hundred milliseconds, so they are cached as
-JSON keyed by a hash of the grammar — next to the module when that directory is writable, else in
-the temp directory — and a warm import never even imports Lark.
+JSON keyed by a hash of the grammar and the installed Lark's version — next to the module when
+that directory is writable, else in the temp directory — and a warm import never even imports Lark.
 
 The tables are run by ``_drive`` below rather than by ``Lark.parse``: one loop that tokenizes
 (lexer.py says what a token is), shifts, and reduces by calling ``transformer.Builder`` directly,
@@ -15,9 +15,11 @@ iterative: no input can exhaust the recursion limit.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,8 @@ class Tables:
         self.keywords: dict[str, str] = raw["keywords"]
         self.terminals: list[str] = raw["terminals"]
         self.rules: list[Rule] = []
+        # the name of each rule's node (its alias, else its origin): what Lark's tree calls it
+        self.rule_names: list[str] = [r[2] for r in raw["rules"]]
         for origin, size, name, expand1, splice in raw["rules"]:
             callback = None if name.startswith("_") else getattr(Builder, name, None)
             if callback is None and not name.startswith("_") and not (expand1 and size == 1):
@@ -126,29 +130,77 @@ def _build_raw(grammar: str) -> dict[str, Any]:
     }
 
 
-def _cache_paths(key: str) -> Iterator[Path]:
-    name = f"velo-grammar-{key}.json"
-    yield Path(__file__).parent / "__pycache__" / name
+_VERSION_LINE = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""", re.M)
+
+
+def lark_version() -> str:
+    """The version of the Lark that would build the tables, found without importing Lark.
+
+    Lark states it as a literal in its ``__init__.py`` (what ``lark.__version__`` reports), so
+    that line is read; ``importlib.metadata`` says the same but costs about 20 ms to import,
+    a third of a warm ``import velo.grammar``, and is only the fallback.
+    """
+    spec = importlib.util.find_spec("lark")
+    if spec is None or spec.origin is None:
+        return "absent"  # no cached tables match: building them says that Lark is missing
+    try:
+        found = _VERSION_LINE.search(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = None
+    if found:
+        return found[1]
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lark")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cache_key(grammar: str, lark: str) -> str:
+    """The name of the tables of ``grammar`` as Lark ``lark`` builds them (and of this layout).
+
+    The Lark version is part of it: Lark's table construction (state numbering, rule order,
+    what ``?rule``/``_rule`` mean in its tree) may change between versions, and tables built by
+    one are never driven with another's expectations after an upgrade or a downgrade.
+    """
+    return hashlib.sha256(f"{_FORMAT}|lark {lark}|{grammar}".encode()).hexdigest()[:20]
+
+
+def _default_cache_dirs() -> Iterator[Path]:
+    yield Path(__file__).parent / "__pycache__"
     import tempfile  # only when the package directory has no cache (saves its import time)
 
-    yield Path(tempfile.gettempdir()) / name
+    yield Path(tempfile.gettempdir())
 
 
-def load_tables() -> Tables:
-    """The tables from the cache, or freshly built (and then cached) when the grammar changed."""
+def _cache_paths(key: str, dirs: Iterable[Path] | None) -> Iterator[Path]:
+    name = f"velo-grammar-{key}.json"
+    for folder in _default_cache_dirs() if dirs is None else dirs:
+        yield folder / name
+
+
+def load_tables(lark: str | None = None, cache_dirs: Iterable[Path] | None = None) -> Tables:
+    """The tables from the cache, or freshly built (and then cached) when the grammar or Lark changed.
+
+    ``lark`` (the installed Lark's version unless given) and ``cache_dirs`` (the package's
+    ``__pycache__``, then the temp directory, unless given) are there for the tests.
+    """
     grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
-    # The tables are self-contained, so the key needs no Lark version: same grammar, same language.
-    key = hashlib.sha256(f"{_FORMAT}|{grammar}".encode()).hexdigest()[:20]
-    for path in _cache_paths(key):
+    lark = lark_version() if lark is None else lark
+    dirs = None if cache_dirs is None else list(cache_dirs)
+    key = cache_key(grammar, lark)
+    for path in _cache_paths(key, dirs):
         try:
             raw = json.loads(path.read_bytes())
-            if raw.get("format") == _FORMAT:
+            if raw.get("format") == _FORMAT and raw.get("lark") == lark:
                 return Tables(raw)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     raw = _build_raw(grammar)
+    raw["lark"] = lark  # recorded, and checked on reading: a file is only used for its own Lark
     data = json.dumps(raw, separators=(",", ":")).encode()
-    for path in _cache_paths(key):
+    for path in _cache_paths(key, dirs):
         try:  # write-then-rename: a concurrent reader never sees half a file
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

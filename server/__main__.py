@@ -2,16 +2,21 @@
 
 Settings come from flags > ``VELO_*`` environment > ``--config`` TOML file > defaults (settings.py).
 Logs are one line per event, JSON when asked (or when stderr is not a terminal), with the job name
-as its own field where the event concerns a job. Shutdown (SIGTERM/SIGINT) first ends every open
-query stream with ``{"done": {"reason": "shutdown"}}``, then lets uvicorn drain, then stops the jobs.
+as its own field where the event concerns a job. Shutdown (SIGTERM/SIGINT, and SIGHUP: the terminal
+closed) first ends every open query stream with ``{"done": {"reason": "shutdown"}}``, then lets uvicorn
+drain, then stops the jobs (and the embedded broker).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +119,30 @@ class _Server(uvicorn.Server):
         self.velo.begin_shutdown()
         await super().shutdown(sockets)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's SIGINT/SIGTERM handling, plus SIGHUP the same way.
+
+        uvicorn leaves SIGHUP at its default, which kills the process on the spot: closing the terminal
+        a server runs in would skip the jobs' final snapshots and commits and the broker's stop.
+        """
+        if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+            yield
+            return
+        previous = signal.signal(signal.SIGHUP, self.handle_exit)
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+        # As uvicorn does for the others: once shut down, end by the signal received, so that the
+        # exit status says what stopped the server.
+        if signal.SIGHUP in self._captured_signals:
+            signal.raise_signal(signal.SIGHUP)
+
 
 def serve(settings: Settings, app: Starlette) -> None:
-    """Run ``app`` under uvicorn until SIGTERM/SIGINT."""
+    """Run ``app`` under uvicorn until SIGTERM, SIGINT or SIGHUP."""
     config = uvicorn.Config(
         app,
         host=settings.bind_host,

@@ -18,6 +18,7 @@ from ..jobs.statements import StatementExecutor
 from ..metrics import HttpMetrics, make_registry
 from ..settings import Settings
 from .auth import BearerAuth, BodyLimit
+from .console import Console
 from .errors import HANDLERS
 from .openapi import build_openapi
 from .routes import ENDPOINTS, ROUTES
@@ -66,7 +67,7 @@ def create_app(settings: Settings, on_shutdown: Sequence[Callable[[], None]] = (
     state.prometheus = make_registry(manager, state.queries)
     state.openapi = orjson.dumps(build_openapi(ENDPOINTS, auth=settings.auth_token is not None))
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *Console(auth=settings.auth_token is not None).routes()],  # the API, then /ui
         exception_handlers=HANDLERS,
         # Outermost first: metrics see every request (401s and 413s included), auth runs before
         # anything reads the body, and the body cap wraps the handlers' reads.

@@ -11,10 +11,12 @@ import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .console import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
 from .errors import PayloadTooLargeError, error_body
 
-# Routes a load balancer or orchestrator probes without credentials (http-api.md, "Security").
-PUBLIC_PATHS = frozenset({"/health", "/ready"})
+# Routes a load balancer or orchestrator probes without credentials (http-api.md, "Security"), and
+# the console's login page (its code and data need the token: console/__init__.py).
+PUBLIC_PATHS = frozenset({"/health", "/ready"}) | CONSOLE_PUBLIC_PATHS
 
 
 async def _send_error(send: Send, status: int, code: str, message: str,

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,6 @@ _PATH_KEYS = ("path", "file", "file.path", "dir", "directory", "location")
 def _state(request: Request) -> AppState:
     state: AppState = request.app.state.velo
     return state
-
-
-def _accepts(fn: Any, parameter: str) -> bool:
-    """Whether ``fn`` takes ``parameter`` (the job layer grows features while the API is stable)."""
-    try:
-        return parameter in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _uptime(st: AppState) -> float:
@@ -150,17 +141,13 @@ async def statements(request: Request, body: Any) -> Response | dict[str, Any]:
     assert isinstance(body, s.StatementsRequest)
     st = _state(request)
     confine_paths(st.settings.data_dir, body.properties)
-    execute: Any = st.executor.execute_script
-    sql, kwargs = body.sql, dict[str, Any]()
+    sql = body.sql
     if body.variables:
-        if _accepts(execute, "variables"):
-            kwargs["variables"] = body.variables
-        else:
-            # ${VAR} from the request only: unlike an app deploy, an ad-hoc statement does not read
-            # the server's environment (it would let any client print the server's secrets).
-            sql = substitute(sql, body.variables, environ={})
+        # ${VAR} from the request only: unlike an app deploy, an ad-hoc statement does not read
+        # the server's environment (it would let any client print the server's secrets).
+        sql = substitute(sql, body.variables, environ={})
     try:
-        results = await execute(sql, body.properties, **kwargs)
+        results = await st.executor.execute_script(sql, body.properties)
     except StatementError as failed:
         cause = failed.cause
         if isinstance(cause, VeloError):

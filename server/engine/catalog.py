@@ -12,6 +12,7 @@ from typing import Any
 
 from velo.grammar import ast
 
+from ..connectors.kafka_options import OptionError, check_option
 from . import avro
 from .expressions import error
 from .types import parse_type, type_name
@@ -108,6 +109,11 @@ def entry_from_statement(stmt: ast.CreateSource, data_dir: Any = None) -> Catalo
         if key not in _CREATE_KEYS and not key.startswith("kafka."):
             close = _close(key, sorted(_CREATE_KEYS))
             raise error(f"unknown property '{p.key}' for CREATE {stmt.kind.upper()}{_hint(close)}", p, close)
+        if key.startswith("kafka."):  # the consumer settings of every job reading it (relations._connection)
+            try:
+                check_option(key[len("kafka."):], p.value, "consumer", p.key)
+            except OptionError as exc:
+                raise error(exc.message, p, exc.suggestions) from None
         props[key] = p.value
         nodes[key] = p
     key_col = props.get("key")

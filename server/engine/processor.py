@@ -3,12 +3,17 @@
 A compiled query hands out a fresh ``Processor`` per run. The driver feeds it batches and, when
 idle, ticks; it never looks inside. Everything a processor returns comes back as ``Emitted``.
 
-    processor.process(records, input_index)  one batch from input ``input_index`` (see CompiledQuery.inputs)
+    processor.process(records, input_index, now_ms)  one batch from input ``input_index`` (see
+                                             CompiledQuery.inputs), read at ``now_ms``
     processor.tick(now_ms)                   time passes without records (idle watermarks, timers)
     processor.finish()                       bounded input ended: emit what is pending (EMIT FINAL)
     processor.state_bytes()                  an estimate of the operator state held
     processor.snapshot()                     the operator state as bytes (None: it keeps none)
     processor.restore(data)                  take over a snapshot, on a fresh processor of the same query
+
+``now_ms`` is the driver's clock (monotonic milliseconds): a processor never reads a clock itself,
+so idle partitions and watched files follow the time it is given (a test drives time through the
+argument); a ``process`` without it does not advance time.
 
 A snapshot is taken between batches only, so it covers exactly the records processed so far; the
 driver stores it with the source positions after those records (server/jobs/snapshots.py).
@@ -50,7 +55,7 @@ class Emitted:
 class Processor(Protocol):
     """Per-run operator state and the compiled functions over it."""
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted: ...
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted: ...
 
     def tick(self, now_ms: int) -> Emitted: ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,22 @@ from typing import Any
 from velo.grammar import ast
 from velo.grammar.errors import SqlValidationError
 
+from ..connectors.kafka_options import CODECS, OptionError, Side, check_option, client_options
 from .avro import check_avro_keys, read_schema_file
 from .expressions import error
 from .functions import lookup
 
 RELATION_KEYS = frozenset({
     "type", "topic", "topic.name", "bootstrap.servers", "format", "group.id", "auto.offset.reset",
-    "path", "has_headers", "delimiter", "watch", "config_file", "key.field", "primary.key",
-    "avro.schema", "avro.schema.file", "avro.confluent",
+    "path", "has_headers", "delimiter", "watch", "config_file",
+    "avro.schema", "avro.schema.file", "avro.confluent", "compression",
 })
-"""The ``'<name>.<key>'`` keys of dialect.md §6."""
+"""The ``'<name>.<key>'`` keys of dialect.md §6 (and ``compression``, a sink's)."""
+
+SOURCE_ONLY_KEYS = ("group.id", "auto.offset.reset", "watch", "has_headers")
+"""Relation keys that only mean something for what a job reads."""
+SINK_ONLY_KEYS = ("compression",)
+"""Relation keys that only mean something for what a job writes."""
 
 JOB_KEYS = frozenset({
     "output.topic", "event.time.field", "event.time.format", "watermark.max_out_of_orderness",
@@ -41,7 +47,9 @@ JOB_KEYS = frozenset({
 """Job-level keys (§6) plus the ksqlDB keys a CREATE … AS SELECT accepts (``sink_keys``: the sink's)."""
 
 SINK_FORMATS = ("json", "avro")
-"""What a job's sink writes: ``'<sink>.format'``, or VALUE_FORMAT / FORMAT in the job's WITH."""
+"""What a job's Kafka sink writes: ``'<sink>.format'``, or VALUE_FORMAT / FORMAT in the job's WITH."""
+FILE_SINK_FORMATS = ("json", "csv")
+"""What a ``file_sink`` writes: JSON lines or CSV (``'<sink>.format'``, else the path's extension)."""
 
 # Job-level keys that are the sink's, and the sink key each stands for.
 _JOB_SINK_KEYS = (("value_format", "format"), ("format", "format"), ("avro.schema", "avro.schema"),
@@ -111,6 +119,7 @@ class JobOptions:
     join_ttl_ms: int = 3_600_000
     join_max_rows: int = 1_000_000
     over_ttl_ms: int = 3_600_000
+    kafka: tuple[tuple[str, Any], ...] = ()  # the job-level 'kafka.*' keys, without the prefix, as written
 
 
 def check_properties(props: dict[str, Any], relations: Iterable[str],
@@ -119,8 +128,10 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
     """Validate WITH keys; the job options and the inline per-relation properties by name.
 
     ``relations`` are the names a ``'<name>.<key>'`` key may refer to (the query's sources and
-    the job's sink). Unknown keys are errors; ``kafka.*`` passes through. ``nodes`` (lower-case
-    key → its ``ast.Property``) place an error at the property that causes it. The ``sink``'s keys
+    the job's sink). Unknown keys are errors; ``kafka.*`` keys must be client settings Velo passes
+    on (connectors/kafka_options.py), and each relation's keys must fit its role
+    (``_check_connection``). ``nodes`` (lower-case key → its ``ast.Property``) place an error at the
+    property that causes it. The ``sink``'s keys
     are checked with the job-level ones that stand for them (``sink_keys``); the inline properties
     returned are as written.
     """
@@ -129,7 +140,10 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
     inline: dict[str, dict[str, Any]] = {}
     for raw, value in props.items():
         key = raw.lower()
-        if key.startswith("kafka.") or key in JOB_KEYS:
+        if key.startswith("kafka."):
+            _check_kafka_key(key[len("kafka."):], value, None, raw, at.get(key))
+            continue
+        if key in JOB_KEYS:
             continue
         head, _, rest = key.partition(".")
         if rest and (head in names or rest in RELATION_KEYS or rest.startswith("kafka.")):
@@ -152,6 +166,7 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
         if fmt is not None and str(fmt).lower() not in ("json", "csv", "avro"):
             raise _choice(f"{name}.format", fmt, ("json", "csv", "avro"), check_at)
         check_avro_keys(name, rel, check_at)
+        _check_connection(name, rel, sink, check_at)
     p = {k.lower(): v for k, v in props.items()}
     for key in DURATION_KEYS:
         if key in p:
@@ -176,8 +191,101 @@ def check_properties(props: dict[str, Any], relations: Iterable[str],
         join_max_rows=_int(p.get("join.state.max_rows", 1_000_000), "join.state.max_rows",
                            at.get("join.state.max_rows")),
         over_ttl_ms=parse_duration(p.get("over.state.ttl", 3_600_000)),
+        kafka=tuple((k[len("kafka."):], v) for k, v in p.items() if k.startswith("kafka.")),
     )
     return opts, inline
+
+
+def _check_kafka_key(name: str, value: Any, side: Side | None, written: str, node: ast.Node | None) -> None:
+    """A ``kafka.*`` key must be a Kafka client setting Velo passes on (connectors/kafka_options.py)."""
+    try:
+        check_option(name, value, side, written)
+    except OptionError as exc:
+        raise error(exc.message, node, exc.suggestions) from None
+
+
+def _check_connection(name: str, rel: dict[str, Any], sink: str | None, at: dict[str, ast.Node]) -> None:
+    """Where a relation connects and what it is: each key must mean something for a source or for the sink.
+
+    ``name`` is the job's sink when it equals ``sink``, else a source of the query (a query without a
+    sink has only sources). Checked: the relation's type against its role, ``'<name>.kafka.*'`` against
+    its client (a source's consumer, the sink's producer), ``compression`` (the sink's; the codec must be
+    installed), ``group.id`` (a job's source), ``bootstrap.servers``, and a ``file_sink``'s path and format.
+    """
+    is_sink = sink is not None and name == sink
+    role = "the job's sink" if is_sink else "a source of the query"
+    kind = str(rel.get("type", "kafka_sink" if is_sink else "kafka_source")).lower()
+    wanted = ("kafka_sink", "file_sink") if is_sink else ("kafka_source", "file_source")
+    if kind not in wanted:
+        raise error(f"'{name}.type' = '{rel['type']}' cannot be used for '{name}', {role}: "
+                    f"use {' or '.join(wanted)}", at.get(f"{name}.type"), list(wanted))
+    for key, value in rel.items():
+        written = f"{name}.{key}"
+        if key.startswith("kafka."):
+            _check_kafka_key(key[len("kafka."):], value, "producer" if is_sink else "consumer", written,
+                             at.get(written))
+        elif is_sink and key in SOURCE_ONLY_KEYS:
+            raise error(f"'{written}' applies to a source; '{name}' is the job's sink", at.get(written))
+        elif not is_sink and key in SINK_ONLY_KEYS:
+            raise error(f"'{written}' applies to a job's sink; '{name}' is {role}", at.get(written))
+        elif key in ("bootstrap.servers", "group.id", "path") and not str(value).strip():
+            raise error(f"'{written}' must not be empty", at.get(written))
+    if "group.id" in rel and sink is None:
+        raise error(f"'{name}.group.id': a query commits no offsets, so it has no consumer group "
+                    "(a job's source commits to it)", at.get(f"{name}.group.id"))
+    if "compression" in rel:
+        codec = str(rel["compression"]).lower()
+        if codec not in CODECS:
+            raise _choice(f"{name}.compression", rel["compression"], CODECS, at)
+        if kind == "file_sink":
+            raise error(f"'{name}.compression' applies to a kafka_sink; a file_sink writes plain text",
+                        at.get(f"{name}.compression"))
+        from ..connectors.kafka import CODEC_FIX, codec_available  # imports aiokafka: only when asked
+
+        if not codec_available(codec):
+            raise error(f"'{name}.compression' = '{codec}': this server lacks the {codec} codec: {CODEC_FIX}",
+                        at.get(f"{name}.compression"))
+    if kind == "file_sink":
+        if not rel.get("path"):
+            raise error(f"'{name}.path' is required for a file_sink (a file under the data directory)",
+                        at.get(f"{name}.type"), [f"{name}.path"])
+        bad = [k for k in ("bootstrap.servers", "topic", "topic.name") if k in rel] + \
+            [k for k in rel if k.startswith("kafka.") or k.startswith("avro.")]
+        if bad:
+            raise error(f"'{name}.{bad[0]}' applies to a kafka_sink; '{name}' is a file_sink",
+                        at.get(f"{name}.{bad[0]}"))
+        file_sink_format(name, rel, at)
+        if len(str(rel.get("delimiter", ","))) != 1:
+            raise error(f"'{name}.delimiter' must be one character, got {rel['delimiter']!r}",
+                        at.get(f"{name}.delimiter"))
+
+
+def file_sink_format(name: str, rel: Mapping[str, Any], at: Mapping[str, ast.Node] | None = None) -> str:
+    """A file sink's format: ``'<name>.format'``, else its path's extension (``.csv``), else JSON lines."""
+    if "format" in rel:
+        fmt = str(rel["format"]).lower()
+        if fmt not in FILE_SINK_FORMATS:
+            raise error(f"'{name}.format' must be json or csv for a file_sink (JSON lines or CSV), "
+                        f"got {rel['format']!r}", (at or {}).get(f"{name}.format"), list(FILE_SINK_FORMATS))
+        return fmt
+    return "csv" if str(rel.get("path", "")).lower().endswith(".csv") else "json"
+
+
+def relation_client_options(layers: Iterable[Mapping[str, Any]], side: Side,
+                            node: ast.Node | None) -> tuple[tuple[str, Any], ...]:
+    """The aiokafka keywords of one client: the ``kafka.*`` keys of each layer (later ones win), translated.
+
+    A layer is a dict whose ``kafka.*`` keys apply (a relation's inline keys, its declaration's
+    options) or the job-level keys without the prefix (``JobOptions.kafka``, given as ``{"kafka." + k: v}``).
+    Errors (a key from a ``config_file``, which validation did not see) are placed at ``node``.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k.lower()[len("kafka."):]: v for k, v in layer.items() if k.lower().startswith("kafka.")})
+    try:
+        return tuple(sorted(client_options(merged, side).items()))
+    except OptionError as exc:
+        raise error(exc.message, node, exc.suggestions) from None
 
 
 def sink_keys(sink: str, props: dict[str, Any],
@@ -210,7 +318,8 @@ def sink_keys(sink: str, props: dict[str, Any],
         if job_key in at:
             nodes.setdefault(f"{prefix}{key}", at[job_key])
     fmt = own.get("format")
-    if fmt is not None and str(fmt).lower() not in SINK_FORMATS:
+    file_sink = str(own.get("type", "")).lower() == "file_sink"  # its formats: file_sink_format
+    if fmt is not None and not file_sink and str(fmt).lower() not in SINK_FORMATS:
         raise _choice(written["format"], fmt, SINK_FORMATS, at)
     for job_key in ("avro.schema", "avro.schema.file", "avro.confluent"):
         if written.get(job_key) == job_key and "config_file" not in own and str(fmt or "json").lower() != "avro":
@@ -253,6 +362,8 @@ def check_job_properties(select: ast.Select, props: dict[str, Any], nodes: dict[
             full = check_path(str(rel_props["path"]), data_dir, node)
             if str(rel_props["type"]).lower() == "file_source" and not full.exists():
                 raise error(f"file '{rel_props['path']}' of '{rel}' does not exist", node)
+            if str(rel_props["type"]).lower() == "file_sink":
+                check_sink_path(full, str(rel_props["path"]), rel, data_dir, node)
         if "avro.schema.file" in rel_props:
             node = nodes.get(f"{rel}.avro.schema.file")
             raw = str(rel_props["avro.schema.file"])
@@ -343,6 +454,22 @@ def check_path(path: str, data_dir: str | os.PathLike[str] | None, node: ast.Nod
     if full != base and base not in full.parents:
         raise error(f"file path '{path}' lies outside the server's data directory", node)
     return full
+
+
+SERVER_FILES = ("registry.sqlite3", "state")
+"""What the server keeps in its data directory (the job registry, operator state): no sink writes there."""
+
+
+def check_sink_path(full: Path, path: str, relation: str, data_dir: str | os.PathLike[str] | None,
+                    node: ast.Node | None = None) -> None:
+    """A file sink's path (already confined by ``check_path``) must be a file, not one of the server's own."""
+    base = Path(data_dir if data_dir is not None else ".").resolve()
+    top = full.relative_to(base).parts[:1] if full != base else ()
+    if not top or full.is_dir():
+        raise error(f"file sink path '{path}' of '{relation}' is a directory: name a file", node)
+    if any(top[0] == f or top[0].startswith(f"{f}-") for f in SERVER_FILES):
+        raise error(f"file sink path '{path}' of '{relation}' is one of the server's own files "
+                    "(the job registry, operator state): choose another name", node)
 
 
 def check_interval(interval: ast.Interval, what: str, allow_zero: bool = False) -> int:

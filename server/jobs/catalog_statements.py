@@ -19,7 +19,7 @@ from ..engine.avro import field_names, schema_text
 from ..engine.catalog import CatalogEntry, ColumnSpec, entry_from_statement
 from ..engine.compile import compile_select
 from ..engine.functions import all_functions, lookup
-from ..engine.validate import JOB_KEYS, RELATION_KEYS, unknown
+from ..engine.validate import JOB_KEYS, RELATION_KEYS, check_job_properties, unknown
 from ..errors import KafkaUnavailableError, NotFoundError
 from .manager import MultiJobSqlServer
 
@@ -153,14 +153,22 @@ def _explain(manager: MultiJobSqlServer, stmt: ast.Explain, properties: dict[str
         query = manager.get_job(stmt.name).spec.query
     else:
         inner = stmt.statement
+        own: tuple[ast.Property, ...] = ()
         if isinstance(inner, ast.Select):
             select, sink = inner, None
         elif isinstance(inner, ast.CreateStreamAs | ast.StartJob | ast.InsertSelect):
             select = inner.query
             sink = inner.target if isinstance(inner, ast.InsertSelect) else inner.name
+            own = inner.properties
             properties = {**properties, **{p.key.lower(): p.value for p in inner.properties}}
         else:
             raise NotFoundError("EXPLAIN takes a SELECT, a job statement or a job name")
+        # The checks a job or a query runs first, so a bad WITH key is placed at its property (with
+        # its suggestions) as it is for them: compile_select sees only a dict, without positions.
+        props = {**properties, **{p.key.lower(): p.value for p in select.properties}}
+        nodes: dict[str, ast.Node] = {p.key.lower(): p for p in (*select.properties, *own)}
+        check_job_properties(select, props, nodes, sink_name=sink, catalog=manager.catalog,
+                             data_dir=getattr(manager.config, "data_dir", None))
         query = compile_select(select, catalog=manager.catalog, properties=properties,
                                data_dir=getattr(manager.config, "data_dir", None), sink_name=sink)
     text = query.explain()

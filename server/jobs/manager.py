@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +21,12 @@ from velo.grammar import ast
 from velo.grammar.parser import parse_statement
 
 from ..connectors.base import ConnectorError, Sink, Source
+from ..connectors.files import FileSink
 from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaAdmin, KafkaSink
 from ..engine.catalog import Catalog
-from ..engine.compile import compile_select
-from ..engine.validate import check_job_properties, parse_duration, unknown
+from ..engine.compile import InputSpec, compile_select
+from ..engine.validate import check_job_properties, parse_duration, sink_keys, unknown
 from ..errors import (
     BadRequestError,
     DuplicateJobError,
@@ -34,9 +37,12 @@ from ..errors import (
 )
 from .failures import FailurePolicy
 from .model import LIVE_STATES, JobSpec, JobState
+from .queries import check_inferred_columns
 from .registry import JobRecord, JobRegistry
 from .runtime import Command, JobRuntime
 from .snapshots import SnapshotStore
+
+log = logging.getLogger("velo.job")
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _START_TIMEOUT_S = 10.0
@@ -89,14 +95,37 @@ class MultiJobSqlServer:
         # Stateful jobs keep their operator state in <data-dir>/state across stops and restarts.
         self.snapshots = SnapshotStore(config.data_dir / "state") if config.data_dir is not None else None
         self._sink_factory = sink_factory or self._kafka_sink
+        self._admins: dict[str, KafkaAdmin] = {}  # clusters other than the server's ('<name>.bootstrap.servers')
 
     # ------------------------------------------------------------------ factories
 
     def _kafka_source(self, spec: JobSpec) -> Source:
-        return input_source(spec.query.inputs, self.config.brokers, group_id=f"velo-{spec.name}")
+        # 'auto.offset.reset' (validated: earliest or latest) is where a partition without a committed
+        # offset starts, and where a source whose topic was recreated reads on (KafkaSource._place).
+        reset = str(spec.properties.get("auto.offset.reset", "earliest")).lower()
+        return input_source(spec.query.inputs, self.config.brokers, group_id=f"velo-{spec.name}",
+                            offset_reset=reset)
 
     def _kafka_sink(self, spec: JobSpec, topic: str) -> Sink:
-        return KafkaSink(self.config.brokers, topic)
+        """The job's sink as its keys say (a file, or Kafka: cluster, compression, client settings); a
+        DLQ (any other topic) on the server's cluster with the defaults."""
+        target = spec.query.sink
+        if target is None or topic != spec.sink_topic:
+            return KafkaSink(self.config.brokers, topic)
+        if target.kind == "file":
+            assert target.path is not None  # resolved under the data dir when the job compiled
+            return FileSink(Path(target.path), target.format, target.columns, target.delimiter)
+        return KafkaSink(target.bootstrap_servers or self.config.brokers, topic, compression=target.compression,
+                         client_options=dict(target.client_options))
+
+    def _admin_for(self, brokers: str | None) -> KafkaAdmin:
+        """The admin client of a cluster: the server's, or one kept for a source or sink with its own."""
+        if brokers is None or brokers == self.config.brokers:
+            return self.admin
+        admin = self._admins.get(brokers)
+        if admin is None:
+            admin = self._admins[brokers] = KafkaAdmin(brokers)
+        return admin
 
     def save_catalog(self) -> None:
         """Persist the catalog after a CREATE, DROP or a job's output registration."""
@@ -155,7 +184,12 @@ class MultiJobSqlServer:
         props.update({k.lower(): v for k, v in (properties or {}).items()})
         check_job_properties(stmt.query, props, nodes, sink_name=stmt.name, catalog=self.catalog,
                              data_dir=self.config.data_dir)
-        sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or stmt.name)
+        own, _ = sink_keys(stmt.name, props)  # validated above
+        if str(own.get("type", "")).lower() == "file_sink":
+            sink_topic = str(own["path"])  # shown as the job's sink; no topic is created
+        else:
+            sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or own.get("topic")
+                             or own.get("topic.name") or stmt.name)
         query = compile_select(stmt.query, catalog=self.catalog, properties=props,
                                data_dir=self.config.data_dir, sink_name=stmt.name)
         return JobSpec(
@@ -198,8 +232,14 @@ class MultiJobSqlServer:
 
         ``prepare`` checks the source and creates the sink topics first; a restore skips it when the
         broker is down, and the job starts DEGRADED, retrying, instead of failing. ``statement``
-        (the job's parsed statement) places an unknown stream's error at its FROM/JOIN.
+        (the job's parsed statement) places an unknown stream's error at its FROM/JOIN; with it (a
+        deploy, not a restore) an undeclared source's columns are checked against its records.
         """
+        if prepare and isinstance(statement, ast.CreateStreamAs | ast.StartJob):
+            # Before the lock: it reads the topic, and other deploys need not wait for that.
+            await check_inferred_columns(self.config.brokers, statement.query, spec.query,
+                                         catalog=self.catalog, properties=spec.properties,
+                                         data_dir=self.config.data_dir, sink_name=statement.name)
         async with self._lock:
             existing = self._jobs.get(spec.name)
             if existing is not None and existing.state in LIVE_STATES:
@@ -217,6 +257,8 @@ class MultiJobSqlServer:
                 dlq=self._sink_factory(spec, policy.dlq_topic) if policy.uses_dlq else None,
                 on_change=self._persist_state,
                 snapshots=self.snapshots,
+                # Not prepared here (a restore): the job's task waits for its topics before it starts.
+                prepare=None if prepare else functools.partial(self._wait_for_topics, spec, policy),
             )
             self._jobs[spec.name] = job
             if persist and self.registry is not None:
@@ -233,19 +275,44 @@ class MultiJobSqlServer:
     async def _prepare_topics(self, spec: JobSpec, policy: FailurePolicy,
                               statement: ast.Statement | None = None) -> None:
         try:
-            kafka_inputs = [i for i in spec.query.inputs if i.kind == "kafka"]
-            counts = [await self.admin.partition_count(i.topic) for i in kafka_inputs]
-            missing = [i for i, n in zip(kafka_inputs, counts, strict=True) if n is None]
-            if missing:
+            missing = await self._ensure_topics(spec, policy)
+            if missing is not None:
                 topics = [t for t in await self.admin.list_topics() if not t.startswith("_")]
-                raise unknown("stream or topic", missing[0].topic, [*self.catalog.names(), *topics],
-                              _relation_node(statement, missing[0].name))
-            partitions = next((n for n in counts if n is not None), 4)
-            await self.admin.ensure_topic(spec.sink_topic, partitions)
-            if policy.uses_dlq:
-                await self.admin.ensure_topic(policy.dlq_topic, 1)
+                raise unknown("stream or topic", missing.topic, [*self.catalog.names(), *topics],
+                              _relation_node(statement, missing.name))
         except ConnectorError as exc:
             raise KafkaUnavailableError(str(exc)) from exc
+
+    async def _ensure_topics(self, spec: JobSpec, policy: FailurePolicy) -> InputSpec | None:
+        """Create the sink (and DLQ) topics once every Kafka input exists; else the first missing input.
+
+        The sink gets the source's partition count, so nothing is created before the source is there.
+        ConnectorError when Kafka does not answer.
+        """
+        kafka_inputs = [i for i in spec.query.inputs if i.kind == "kafka"]
+        counts = [await self._admin_for(i.bootstrap_servers).partition_count(i.topic) for i in kafka_inputs]
+        missing = [i for i, n in zip(kafka_inputs, counts, strict=True) if n is None]
+        if missing:
+            return missing[0]
+        partitions = next((n for n in counts if n is not None), 4)
+        target = spec.query.sink
+        if target is None or target.kind == "kafka":
+            admin = self._admin_for(target.bootstrap_servers if target is not None else None)
+            await admin.ensure_topic(spec.sink_topic, partitions)
+        if policy.uses_dlq:
+            await self.admin.ensure_topic(policy.dlq_topic, 1)
+        return None
+
+    async def _wait_for_topics(self, spec: JobSpec, policy: FailurePolicy) -> None:
+        """A restored job's first step: ConnectorError (the job waits, DEGRADED) until its topics are ready.
+
+        A job definition is the user's: one whose source topic does not exist (yet) — a new broker,
+        a topic not created again yet — stays listed, waiting with that reason, and starts by itself
+        once the topic appears; the job's task polls with backoff (runtime.py).
+        """
+        missing = await self._ensure_topics(spec, policy)
+        if missing is not None:
+            raise ConnectorError(f"waiting for topic '{missing.topic}' to exist")
 
     def _persist_state(self, job: JobRuntime) -> None:
         """Keep the registry's desired state in step with the job (called on every transition)."""
@@ -259,30 +326,37 @@ class MultiJobSqlServer:
     async def restore(self, auto_deploy: bool = True) -> list[str]:
         """Bring back every registered job in its last desired state; returns the names restored.
 
-        A job that cannot be rebuilt (its source is gone, its SQL no longer valid) is listed as
-        FAILED with the reason rather than blocking the others.
+        Topics are not checked here: each job's task does that before it starts, so a job whose
+        source topic is missing (or whose broker is down) is listed DEGRADED with the reason and
+        starts when the topic appears (``_wait_for_topics``). A job whose SQL no longer compiles is
+        marked FAILED in the registry with the reason rather than blocking the others. Returns once
+        every restored job has started (or is waiting, with its reason), within the start timeout.
         """
         if self.registry is None:
             return []
         restored = []
+        starting: list[tuple[JobRuntime, frozenset[JobState]]] = []
         for record in self.registry.load():
             desired = JobState(record.state) if auto_deploy else JobState.STOPPED
             try:
                 spec = self.build_spec(record.sql, record.name, record.properties,
                                        app=record.app, version=record.version)
                 if desired is JobState.FAILED:
-                    job = await self.admit(spec, JobState.STOPPED, persist=False)
+                    job = await self.admit(spec, JobState.STOPPED, persist=False, prepare=False)
                     job.error = record.reason
                     job.mark(JobState.FAILED, record.reason or "failed before the restart")
                 else:
-                    try:
-                        await self.admit(spec, desired, persist=False)
-                    except KafkaUnavailableError:
-                        await self.admit(spec, desired, persist=False, prepare=False)
+                    job = await self.admit(spec, desired, persist=False, prepare=False)
+                    # A paused job passes through RUNNING ("connected") before its pause is applied.
+                    starting.append((job, _STARTED - {JobState.RUNNING} if desired is JobState.PAUSED else _STARTED))
             except Exception as exc:
+                # No spec to run or list (its SQL no longer compiles): say so, the registry keeps the job.
+                log.error("job %s not restored: %s", record.name, exc, extra={"job": record.name})
                 self.registry.set_state(record.name, JobState.FAILED.value, f"restore failed: {exc}")
                 continue
             restored.append(record.name)
+        # Concurrently: a job waiting for its topic is DEGRADED after its first metadata request.
+        await asyncio.gather(*(job.wait_for(states, _START_TIMEOUT_S) for job, states in starting))
         return restored
 
     # ------------------------------------------------------------------ control
@@ -328,5 +402,7 @@ class MultiJobSqlServer:
         await asyncio.gather(*(j.stop() for j in list(self._jobs.values())))
         self._jobs.clear()
         await self.admin.close()
+        for admin in self._admins.values():
+            await admin.close()
         if self.registry is not None:
             self.registry.close()

@@ -22,7 +22,7 @@ from velo.grammar import ast
 from ..connectors.base import ConnectorError, Source
 from ..connectors.formats import json_columns
 from ..connectors.inputs import input_source
-from ..connectors.kafka import KafkaAdmin, KafkaSource, sample_columns
+from ..connectors.kafka import KafkaAdmin, KafkaSource, sample_columns, sample_topic_columns
 from ..engine import CompiledQuery, RowEvent, compile_select
 from ..engine.catalog import Catalog
 from ..engine.validate import check_job_properties, unknown
@@ -115,13 +115,18 @@ class QueryManager:
         compiled = compile_select(select, **options)  # validates before anything touches Kafka
         offset_reset = str(props.get("auto.offset.reset", "latest")).lower()
         first = compiled.inputs[0]
-        if len(compiled.inputs) > 1 or first.kind != "kafka":
+        # An input with its own cluster or consumer settings is built from its spec (inputs.py).
+        if len(compiled.inputs) > 1 or first.kind != "kafka" or first.bootstrap_servers or first.client_options:
             source = input_source(compiled.inputs, self.brokers, group_id=None, offset_reset=offset_reset)
         else:
-            source = self._source_factory(first.topic, offset_reset)
+            source = self._source_factory(first.topic, first.offset_reset or offset_reset)
         wants_star = wants_star and first.kind == "kafka" and compiled.plan.operator == "filter_project"
+        if not wants_star:
+            # The columns of an undeclared topic, against its records, as a job's at deploy (a SELECT *
+            # is compiled with the sampled columns below, which checks them the same way).
+            await check_inferred_columns(self.brokers, select, compiled, **options)
         try:
-            star_columns = await sample_columns(self.brokers, first.topic) if wants_star \
+            star_columns = await sample_columns(first.bootstrap_servers or self.brokers, first.topic) if wants_star \
                 else None
             await source.start()
         except ConnectorError as exc:
@@ -181,12 +186,13 @@ class QueryManager:
                     processor = compiled.processor("rows")
                     delay_header = False
                     yield _header(query, compiled)
+                now_ms = int(time.monotonic() * 1000)  # the processor's clock: it reads none itself
                 if batch.records:
-                    emitted = processor.process(batch.records, getattr(source, "last_index", 0))
+                    emitted = processor.process(batch.records, getattr(source, "last_index", 0), now_ms)
                 elif source.at_end:
                     emitted = processor.finish()
                 else:
-                    emitted = processor.tick(int(time.time() * 1000))
+                    emitted = processor.tick(now_ms)
                 rows = emitted.rows
                 if limit is not None:
                     rows = rows[: limit - query.rows_sent]
@@ -210,6 +216,35 @@ class QueryManager:
         finally:
             self._queries.pop(query.id, None)
             await source.stop()
+
+
+SAMPLE_TIMEOUT_MS = 2000
+"""How long a deploy waits for the records of an undeclared topic whose columns it checks."""
+
+
+async def check_inferred_columns(brokers: str, select: ast.Select, compiled: CompiledQuery,
+                                 **options: Any) -> None:
+    """Check a job's columns against the fields of its undeclared source topic's records.
+
+    A bare topic (no CREATE STREAM, no inline definition) has no declared columns, so the compiler
+    accepts any name and an unknown one reads NULL forever. When the topic holds records, the query
+    is compiled once more with their fields as the relation's columns — the way a transient
+    ``SELECT *`` is — and that raises the compiler's own error for an unknown column, at the column,
+    with suggestions; the job itself still runs with the open relation (fields added later are
+    read). An empty topic, a sample that did not reach every partition in time or values that are
+    not JSON objects defer the check (nothing to compare with); a missing topic or an unreachable
+    broker is left to the deploy's topic check. ``options`` are ``compile_select``'s keywords.
+    """
+    if not compiled.inferred_source:
+        return
+    try:
+        first = compiled.inputs[0]
+        columns, complete = await sample_topic_columns(first.bootstrap_servers or brokers, first.topic,
+                                                       SAMPLE_TIMEOUT_MS)
+    except ConnectorError:
+        return
+    if columns and complete:
+        compile_select(select, columns, **options)
 
 
 def _row_event(row: RowEvent) -> Event:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..connectors.base import Batch, ConnectorError, Headers, OutputRow, Sink, Source
+from ..connectors.base import Batch, ConnectorError, Headers, OutputRow, PositionReset, Sink, Source
 from ..engine import Emitted, Processor, RecordErrors
 from .failures import FailurePolicy, dead_letter
 from .model import LIVE_STATES, JobMetrics, JobSpec, JobState, Transition
@@ -46,6 +46,7 @@ class JobFailed(Exception):
 
 
 _BACKOFF_START, _BACKOFF_CAP = 0.2, 5.0
+_PAUSED_REFRESH_S = 2.0  # how often a paused job learns its partitions' ends (its lag)
 _SLOW_S = 2.0
 _COMMIT_INTERVAL_S = 0.2
 
@@ -63,6 +64,7 @@ class JobRuntime:
         dlq: Sink | None = None,
         on_change: Callable[[JobRuntime], None] | None = None,
         snapshots: SnapshotStore | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -89,6 +91,9 @@ class JobRuntime:
         # Operator state snapshots (a no-op for a job without a data dir or without state).
         self._state = StateKeeper(spec, source, self.metrics, snapshots)
         self._input_index = 0  # the input (of a merged source) the batch in hand came from
+        # A restored job's first step (its topics were not checked at restore): raises ConnectorError,
+        # with the reason, until the job can start (its source topic exists).
+        self._prepare = prepare
         self._set_state(JobState.STARTING, "deployed")
 
     # ------------------------------------------------------------------ state
@@ -111,6 +116,13 @@ class JobRuntime:
         for states, waiter in self._waiters:
             if state in states and not waiter.done():
                 waiter.set_result(state)
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def _note(self, reason: str) -> None:
+        """Record an event in the history without a change of state (the entry repeats the state)."""
+        self.history.append(Transition(self.state, datetime.now(UTC), reason))
+        log.info("job %s: %s", self.spec.name, reason, extra={"job": self.spec.name})
         if self._on_change is not None:
             self._on_change(self)
 
@@ -177,13 +189,23 @@ class JobRuntime:
     async def _run(self) -> None:
         sinks = [s for s in (self.sink, self.dlq) if s is not None]
         try:
+            if self._prepare is not None:
+                await self._wait_until_ready(self._prepare)
             # Restored before the source starts: its partitions then begin at the snapshot's positions.
             processor = self._processor = await self._state.restore(self.spec.query.processor("encode"))
             for sink in sinks:
                 await self._retrying("connecting", sink.start)
             await self._retrying("connecting", self.source.start)
+            # The source checked the snapshot's positions (or the committed offsets) against its topic.
+            resets = self.source.take_resets()
+            dropped = None
+            if any(r.recreated for r in resets):
+                processor, dropped = self._state.discard(processor)
+                self._processor = processor
             self._set_state(JobState.RUNNING, "connected, operator state restored from its snapshot"
                             if self._state.restored else "connected")
+            for reset in resets:
+                self._note(_reset_reason(reset, dropped if reset.recreated else None))
             await self._loop(processor)
         except asyncio.CancelledError:
             pass
@@ -205,6 +227,43 @@ class JobRuntime:
             if self.state is not JobState.FAILED:
                 self._set_state(JobState.STOPPED, "stopped")
 
+    async def _wait_until_ready(self, prepare: Callable[[], Awaitable[None]]) -> None:
+        """Wait, DEGRADED with the reason, until ``prepare`` succeeds (a restored job's topics exist).
+
+        Polls with capped exponential backoff (0.2 s → 5 s): a job may wait days for its topic, and
+        each try is one metadata request. The task is idle meanwhile, so a stop cancels it at once;
+        a pause is taken at once too (PAUSED, still waiting) and applied once the job has started.
+        """
+        delay, paused = _BACKOFF_START, False
+        while True:
+            try:
+                await prepare()
+            except ConnectorError as exc:
+                reason = str(exc)
+            else:
+                if paused:
+                    self._control.put_nowait(Command.PAUSE)  # taken before the first fetch: nothing is read
+                return
+            if paused:
+                pass  # PAUSED says what the user asked for; the reason is in the history already
+            elif self.state is not JobState.DEGRADED:
+                self._set_state(JobState.DEGRADED, reason)
+            elif self.history[-1].reason != reason:
+                self._note(reason)  # another reason now (Kafka was down, now the topic is missing)
+            try:
+                command = await asyncio.wait_for(self._control.get(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, _BACKOFF_CAP)
+                continue
+            if command is Command.STOP:
+                raise asyncio.CancelledError  # nothing started yet: it ends as a cancelled wait does
+            if command is Command.PAUSE and not paused:
+                paused = True
+                self._set_state(JobState.PAUSED, f"paused, {reason}")
+            elif command is Command.RESUME and paused:
+                paused = False
+                self._set_state(JobState.DEGRADED, reason)
+
     async def _final_commit(self) -> None:
         """Commit what was delivered before the task ended, however it ended (bounded: Kafka may be gone)."""
         if self._uncommitted:
@@ -216,6 +275,18 @@ class JobRuntime:
         self.error = reason
         self._set_state(JobState.FAILED, reason)
 
+    async def _next_command(self, source: Source) -> Command:
+        """The next command of a paused job, learning its partitions' ends meanwhile: its lag grows."""
+        # One get() across the waits: cancelling a get() on a timeout could lose a command put meanwhile.
+        get = asyncio.ensure_future(self._control.get())
+        try:
+            while not (await asyncio.wait({get}, timeout=_PAUSED_REFRESH_S))[0]:
+                await source.refresh_ends()
+        except BaseException:
+            get.cancel()
+            raise
+        return get.result()
+
     async def _loop(self, processor: Processor) -> None:
         spec, source = self.spec, self.source
         paused = False
@@ -224,7 +295,7 @@ class JobRuntime:
                 await self._commit()  # nothing delivered stays uncommitted across a pause or stop
                 await self._state.snapshot(processor)  # nor is any state change left out of the snapshot
                 self._idle = True
-                command = await self._control.get()
+                command = await self._next_command(source) if paused else await self._control.get()
                 self._idle = False
                 if command is Command.STOP:
                     return
@@ -237,19 +308,23 @@ class JobRuntime:
                     source.resume()
                     self._set_state(JobState.RUNNING, "resumed")
             batch = await self._read(spec.batch_size, spec.batch_timeout_ms)
+            resets = source.take_resets()  # a topic recreated under the job (found on an empty fetch)
+            if resets:
+                processor = self._reset_while_running(resets, processor)
             started = time.perf_counter()
             self._state.begin_batch()
             if batch.records:
                 # A merged (multi-input) source says which input the batch came from.
                 self._input_index = getattr(source, "last_index", 0)
-                emitted = processor.process(batch.records, self._input_index)
+                # The processor's clock (idle partitions, watched files) is this driver's: it reads none.
+                emitted = processor.process(batch.records, self._input_index, int(time.monotonic() * 1000))
             elif source.at_end:
                 # finish() closes what is open; the batch is never marked delivered, so that state is not snapshotted.
                 await self._deliver(processor.finish(), batch, processor)
                 await self._commit()
                 return
             else:
-                emitted = processor.tick(int(time.time() * 1000))
+                emitted = processor.tick(int(time.monotonic() * 1000))
                 if self._uncommitted:
                     await self._commit()  # idle: no reason to hold offsets back
             await self._deliver(emitted, batch, processor)
@@ -257,6 +332,22 @@ class JobRuntime:
                 self.metrics.observe_batch(time.perf_counter() - started)
             # Records change the state; an idle tick only when it closed windows.
             await self._state.delivered(processor, changed=bool(batch.records or emitted.rows))
+
+    def _reset_while_running(self, resets: list[PositionReset], processor: Processor) -> Processor:
+        """The source moved to ``auto.offset.reset`` (its topic was recreated): drop what belongs to the old topic.
+
+        The state built from the old topic's records goes, and so do its offsets not committed yet
+        (committed later, they would point past the new topic's end again).
+        """
+        topics = {r.topic for r in resets if r.recreated}
+        self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp[0] not in topics}
+        dropped = None
+        if topics:
+            processor, dropped = self._state.discard(processor, running=True)
+            self._processor = processor
+        for reset in resets:
+            self._note(_reset_reason(reset, dropped if reset.recreated else None))
+        return processor
 
     async def _read(self, max_records: int, timeout_ms: int) -> Batch:
         delay = _BACKOFF_START
@@ -392,6 +483,12 @@ class JobRuntime:
             if slow:
                 self._set_state(JobState.RUNNING, "recovered")
             return
+
+
+def _reset_reason(reset: PositionReset, dropped: str | None) -> str:
+    """The history entry for a source whose saved positions did not fit its topic (``dropped``: what state went)."""
+    what = ("topic recreated? " if reset.recreated else "") + (f"{dropped} discarded, " if dropped else "")
+    return f"source {reset.topic} {reset.cause} — {what}reading from {reset.reset} (auto.offset.reset)"
 
 
 def _where(record: Any) -> str:

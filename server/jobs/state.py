@@ -90,6 +90,32 @@ class StateKeeper:
                  name, len(snapshot.state), _describe(snapshot.positions), extra={"job": name})
         return processor
 
+    def discard(self, processor: Processor, running: bool = False) -> tuple[Processor, str | None]:
+        """A source found its topic recreated: drop the operator state; the processor to run and what went.
+
+        The state was built from the old topic's records, at positions the new topic does not have.
+        It cannot be split by source (a join holds both sides; a GROUP BY merges its inputs), so all
+        of it goes, and the snapshot file with it: a crash before the next snapshot then restarts
+        from the offsets the source committed for its new start, with empty state. At start only a
+        restored state is stale (``"snapshot"``); while ``running``, whatever the processor holds
+        (``"operator state"``). None when there was nothing to drop.
+        """
+        if running:
+            if processor.state_bytes() == 0:
+                return processor, None
+            dropped = "operator state"
+        elif self.restored:
+            dropped = "snapshot"
+        else:
+            return processor, None  # a fresh processor: nothing to drop
+        self.restored = False
+        if self._store is not None:
+            self._store.delete(self.spec.name)
+            self._dirty = True  # the next snapshot is taken with the new positions, even before a record
+        log.warning("job %s: its source topic was recreated; its %s is discarded", self.spec.name, dropped,
+                    extra={"job": self.spec.name})
+        return self.spec.query.processor("encode"), dropped
+
     def begin_batch(self) -> None:
         """A batch is in flight: until ``delivered``, the state matches no position and is not snapshotted."""
         self._consistent = False

@@ -58,9 +58,12 @@ class StatementExecutor:
         """Run one statement."""
         if isinstance(stmt, ast.CreateStreamAs | ast.StartJob):
             job = await self.manager.deploy_job(sql, properties=properties, statement=stmt)
-            register_job_output(self.manager, stmt, job.spec.sink_topic,
-                                [(c.name, c.type) for c in job.spec.query.plan.columns],
-                                job.spec.query.output_schema)
+            target = job.spec.query.sink
+            # Registered where later statements would read it: not a file, nor a topic on another cluster.
+            if target is None or (target.kind == "kafka" and target.bootstrap_servers is None):
+                register_job_output(self.manager, stmt, job.spec.sink_topic,
+                                    [(c.name, c.type) for c in job.spec.query.plan.columns],
+                                    job.spec.query.output_schema)
             return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}",
                     "job": job_view(job)}
         if isinstance(stmt, ast.ShowJobs):

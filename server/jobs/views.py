@@ -22,7 +22,7 @@ def job_view(job: JobRuntime, detail: bool = False) -> dict[str, Any]:
         "properties": spec.properties,
         "source": spec.source_topic,
         "sink": spec.sink_topic,
-        "consumer_group": f"velo-{spec.name}",
+        "consumer_group": next((i.group_id for i in spec.query.inputs[:1] if i.group_id), f"velo-{spec.name}"),
         "metrics": {
             "records_in": m.records_in,
             "records_out": m.records_out,

@@ -77,3 +77,17 @@ def test_unknown_profile(cfg: Config) -> None:
 def test_token_is_not_in_repr(cfg: Config) -> None:
     conn = resolve_connection(cfg, profile="prod", env={})
     assert "prod-token" not in repr(conn)
+
+
+def test_ca_cert_resolution(tmp_path: Path) -> None:
+    p = tmp_path / "config.toml"
+    p.write_text('[profiles.corp]\nurl = "https://velo.corp:8443"\nca_cert = "corp-ca.pem"\n'
+                 '[profiles.abs]\nurl = "https://a"\nca_cert = "/etc/ssl/a.pem"\n[profiles.none]\nurl = "https://n"\n')
+    cfg = load_config(p)
+    # A profile's relative ca_cert is the config file's neighbour, whatever the working directory.
+    assert resolve_connection(cfg, profile="corp", env={}).ca_cert == str(tmp_path / "corp-ca.pem")
+    assert resolve_connection(cfg, profile="abs", env={}).ca_cert == "/etc/ssl/a.pem"
+    assert resolve_connection(cfg, profile="corp", ca_cert="flag.pem", env={}).ca_cert == "flag.pem"  # flag wins
+    plain = resolve_connection(cfg, profile="none", env={})
+    assert plain.ca_cert is None and plain.insecure is False
+    assert resolve_connection(cfg, profile="none", insecure=True, env={}).insecure is True

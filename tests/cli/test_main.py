@@ -111,6 +111,9 @@ def test_admin_subcommands(fake_server: FakeServer, tmp_path: Path) -> None:
     assert fake_server.state.requests[-1][2]["variables"] == {"X": "1"}
     jobs = run(fake_server.url, "jobs")  # URL before the subcommand works like --server
     assert jobs.returncode == 0 and "adm_one" in jobs.stdout
+    # ... also with connection flags between the URL and the subcommand (a flag's value is no subcommand).
+    flagged = run(fake_server.url, "--token", "jobs", "-o", "csv", "--insecure", "jobs")
+    assert flagged.returncode == 0 and flagged.stdout.startswith("name,state") and "adm_one" in flagged.stdout
     status = run("status", "adm_one", "--server", fake_server.url, "-o", "table")
     assert "| state          | RUNNING" in status.stdout and "deployed" in status.stdout
     assert run("--server", fake_server.url, "pause", "adm_one").stdout.strip() == "adm_one\tPAUSED"
@@ -137,10 +140,42 @@ def test_print_subcommand(fake_server: FakeServer) -> None:
     assert fake_server.state.requests[-1][2]["sql"] == "PRINT 'trades' FROM BEGINNING LIMIT 2"
 
 
-@pytest.mark.parametrize("flag", ["--help", "--version"])
-def test_help_and_version(flag: str) -> None:
-    p = run(flag)
-    assert p.returncode == 0 and p.stdout
+# What `velo-cli --help` must offer (docs/cli.md lists the same): spelled out, so that a command or flag
+# that disappears fails here rather than silently vanishing from the help together with the code.
+COMMANDS = {"deploy-app", "health", "jobs", "pause", "print", "resume", "status", "stop", "topics"}
+CONNECTION_OPTIONS = ["--server", "--profile", "--token", "--ca-cert", "--insecure", "--output"]
+SHELL_OPTIONS = ["--execute", "--file", "--var", "--on-error", "--limit", "--timeout", "--local", "--vi"]
+
+
+def test_help_and_version() -> None:
+    from importlib.metadata import distribution
+
+    from velo.cli.main import cli
+
+    dist = distribution("velo")
+    (entry,) = [e for e in dist.entry_points if e.group == "console_scripts" and e.name == "velo-cli"]
+    assert entry.value == "velo.cli.main:main"
+    script = Path(sys.executable).with_name("velo-cli")  # the console script pip installed for that entry
+    assert script.is_file()
+
+    def velo_cli(*args: str) -> str:
+        p = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0 and p.stderr == "", (args, p.stderr)
+        return p.stdout
+
+    assert velo_cli("--version").strip() == f"velo-cli, version {dist.version}"
+
+    help_text = velo_cli("--help")
+    assert help_text.startswith("Usage: velo-cli [OPTIONS] [COMMAND] [ARGS]...")
+    listed = {line.split()[0] for line in help_text.split("\nCommands:\n", 1)[1].splitlines() if line.strip()}
+    assert listed == COMMANDS
+    assert listed == {name for name, cmd in cli.commands.items() if not cmd.hidden}  # and nothing unlisted
+    options = re.findall(r"^\s+(?:-\w, )?(--[\w-]+)", help_text, re.MULTILINE)
+    assert options == [*CONNECTION_OPTIONS, *SHELL_OPTIONS, "--version", "--help"]
+    for name in sorted(COMMANDS):  # the connection flags also work after each subcommand
+        sub = velo_cli(name, "--help")
+        assert sub.startswith(f"Usage: velo-cli {name} [OPTIONS]")
+        assert all(opt in sub for opt in CONNECTION_OPTIONS), (name, sub)
 
 
 def test_reader_leaving_a_pipe_ends_the_stream_quietly(fake_server: FakeServer) -> None:

@@ -24,5 +24,15 @@ def test_keywords_are_exactly_the_grammars() -> None:
 
 
 def test_function_names_cover_section_8() -> None:
-    assert set(SECTION_8.split()) <= FUNCTION_NAMES
+    """FUNCTION_NAMES (the shell's highlighting and completion) is the server's function registry,
+    name for name, and holds every function dialect.md section 8 lists."""
+    from velo.server.engine.functions import all_functions
+
+    registry = {f.name for f in all_functions()}
+    only_grammar = sorted(FUNCTION_NAMES - registry)
+    only_registry = sorted(registry - FUNCTION_NAMES)
+    assert not only_grammar, f"in velo.grammar.FUNCTION_NAMES but not in the server's registry: {only_grammar}"
+    assert not only_registry, f"in the server's registry but not in velo.grammar.FUNCTION_NAMES: {only_registry}"
+    missing = sorted(set(SECTION_8.split()) - FUNCTION_NAMES)
+    assert not missing, f"dialect.md section 8 functions missing from FUNCTION_NAMES: {missing}"
     assert all(name == name.upper() for name in FUNCTION_NAMES | KEYWORDS)

@@ -31,7 +31,7 @@ from .codegen import SYSTEM_CODE, Codegen, encode_output, loop
 from .model import CompiledQuery, InputSpec
 from .processors import load_table
 from .relations import SYSTEM_COLUMNS, Relation, resolve_relation
-from .sink import check_columns, describe, resolve_sink, row_encoder, sink_schema
+from .sink import check_columns, describe, describe_target, resolve_sink, row_encoder, sink_schema, sink_target
 from .sqlutil import output_name, source_columns
 from .subqueries import plan_subquery
 
@@ -300,8 +300,17 @@ class QueryBase:
 
     def _with_sink(self, compiled: CompiledQuery) -> CompiledQuery:
         """``compiled`` with its sink's format: a given schema checked against the output columns."""
+        if self.relations[0].inferred:
+            compiled = replace(compiled, inferred_source=True)
         sink, schema = self.sink, self.output_schema
-        if sink is None or sink.format != "avro":
+        if sink is None:
+            return compiled
+        target = sink_target(sink, compiled.plan.columns, self.select)
+        where = describe_target(target)
+        if where:
+            compiled = replace(compiled, plan=replace(compiled.plan, steps=(*compiled.plan.steps, where)))
+        compiled = replace(compiled, sink=target)
+        if sink.format != "avro":
             return compiled
         assert schema is not None, "the query's encode path did not take the sink's encoder"
         if sink.schema is not None:

@@ -1,4 +1,5 @@
-"""What the compiler reads and produces: ``InputSpec`` (an input) and ``CompiledQuery`` (the result)."""
+"""What the compiler reads and produces: ``InputSpec`` (an input), ``SinkSpec`` (a job's output) and
+``CompiledQuery`` (the result)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,33 @@ class InputSpec:
     format: str = "json"
     path: str | None = None
     role: str = "stream"  # "stream" | "table"
-    options: tuple[tuple[str, Any], ...] = ()
+    # Where and how a Kafka input is read, from '<name>.bootstrap.servers', '<name>.group.id' and the
+    # 'kafka.*' keys (job-level, the declaration's, then '<name>.kafka.*'): None is the server's brokers
+    # and the job's own group; client_options are aiokafka keywords (connectors/kafka_options.py).
+    bootstrap_servers: str | None = None
+    group_id: str | None = None
+    client_options: tuple[tuple[str, Any], ...] = ()
+    # '<name>.auto.offset.reset': where this input starts without a committed offset; None is the job's.
+    offset_reset: str | None = None
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """Where a job writes: a Kafka topic (its cluster, compression and client settings) or a file.
+
+    ``kind`` is ``kafka`` or ``file``; a file sink writes ``format`` (``json``: JSON lines, ``csv``) at
+    ``path`` (resolved under the data directory), CSV with ``columns`` as its header and ``delimiter``.
+    """
+
+    name: str
+    kind: str = "kafka"
+    format: str = "json"
+    path: str | None = None
+    compression: str | None = None
+    bootstrap_servers: str | None = None
+    client_options: tuple[tuple[str, Any], ...] = ()
+    columns: tuple[str, ...] = ()
+    delimiter: str = ","
 
 
 @dataclass(frozen=True)
@@ -38,6 +65,9 @@ class CompiledQuery:
     _factory: Callable[[Mode], Processor]
     output_format: str = "json"  # how ``encode`` values are written: json, or avro with output_schema
     output_schema: dict[str, Any] | None = None
+    sink: SinkSpec | None = None  # a job's sink (None: a query's rows go to its client)
+    # The FROM relation is a bare topic (no declaration): its columns are inferred from its records.
+    inferred_source: bool = False
 
     def processor(self, mode: Mode) -> Processor:
         """A fresh processor: ``encode`` for jobs (Kafka rows), ``rows`` for clients."""

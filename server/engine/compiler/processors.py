@@ -27,7 +27,7 @@ Generated = Callable[[Any], tuple[list[Any], RecordErrors | None]]  # a generate
 class NoProcessor:
     """Keeps no state and emits nothing."""
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         return Emitted()
 
     def tick(self, now_ms: int) -> Emitted:
@@ -56,7 +56,7 @@ class StatelessProcessor(NoProcessor):
     def __init__(self, fn: Callable[[Sequence[Any]], tuple[list[Any], RecordErrors | None]]) -> None:
         self._fn = fn
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         rows, errors = self._fn(records)
         return Emitted(rows, errors)
 
@@ -137,6 +137,9 @@ class _PostAggregate:
         out = self._agg.consume(tuples)
         out.errors = errors
         return out
+
+    def at(self, now_ms: int | None) -> None:
+        self._agg.at(now_ms)
 
     def snapshot(self) -> bytes:
         return self._agg.snapshot()

@@ -7,7 +7,7 @@ catalog entry, else a bare Kafka topic whose schema is inferred from its records
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..avro import (
 from ..catalog import Catalog, CatalogEntry
 from ..expressions import error
 from ..types import type_name
-from ..validate import JobOptions, check_path
+from ..validate import JobOptions, check_path, relation_client_options
 from .model import InputSpec
 
 SYSTEM_COLUMNS = ("_key", "_timestamp", "_event_time", "_partition", "_offset", "_topic")
@@ -52,6 +52,7 @@ class Relation:
     avro_schema: dict[str, Any] | None = None  # the writers' schema of an Avro source, when one is given
     avro_confluent: bool = False  # values carry the Confluent header (magic byte, schema id)
     exact: set[str] = field(default_factory=set)  # typed columns that decode already typed: no cast
+    inferred: bool = False  # a bare topic: no declaration, its columns are its records' fields
 
     def has(self, column: str) -> bool:
         return self.columns is None or column in self.columns or column in SYSTEM_COLUMNS
@@ -61,6 +62,8 @@ def resolve_relation(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catal
                       data_dir: Any, opts: JobOptions, index: int,
                       star_columns: Sequence[str] | None) -> Relation:
     rel = _resolve(ref, inline, catalog, data_dir, index, star_columns)
+    if rel.spec.kind == "kafka":
+        rel.spec = _connection(rel.spec, ref, inline, catalog, opts)
     # A table row has no event time. The query's 'event.time.field' is more specific than a
     # declaration's TIMESTAMP column, so it wins over it.
     if rel.spec.role != "table" and (rel.ts_field is None or opts.event_time_field is not None):
@@ -107,10 +110,25 @@ def _resolve(ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Cata
         apply_entry(rel, entry)
         apply_avro(rel, None, entry, data_dir, ref)
         return rel
-    rel = Relation(ref.name, alias, index, InputSpec(alias, ref.name), None)
+    rel = Relation(ref.name, alias, index, InputSpec(alias, ref.name), None, inferred=True)
     if star_columns is not None and index == 0:
         rel.columns = list(star_columns)
     return rel
+
+
+def _connection(spec: InputSpec, ref: ast.TableRef, inline: dict[str, dict[str, Any]], catalog: Catalog | None,
+                opts: JobOptions) -> InputSpec:
+    """A Kafka input with its own cluster and group (``'<name>.bootstrap.servers'``, ``'<name>.group.id'``)
+    and its consumer's settings: the job-level ``kafka.*`` keys, its declaration's, then its own."""
+    props = inline.get(ref.name) or inline.get(ref.alias or ref.name) or {}
+    entry = catalog.get(ref.name) if catalog is not None else None
+    layers = [{f"kafka.{k}": v for k, v in opts.kafka}, entry.options if entry is not None else {}, props]
+    servers, group = props.get("bootstrap.servers"), props.get("group.id")
+    reset = props.get("auto.offset.reset")
+    return replace(spec, bootstrap_servers=None if servers is None else str(servers).strip(),
+                   group_id=None if group is None else str(group).strip(),
+                   client_options=relation_client_options(layers, "consumer", ref),
+                   offset_reset=None if reset is None else str(reset).strip().lower())
 
 
 def apply_entry(rel: Relation, entry: CatalogEntry) -> None:

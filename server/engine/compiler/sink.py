@@ -12,12 +12,17 @@ output column must be a field; a field the SELECT does not produce must be nulla
 default; each error names the column), or else derived from the SELECT's output columns and types
 (avro.record_schema, the record named after the sink): a column of unknown type is then an error at
 its select item. A row that does not fit the schema is a record error for the job's failure strategy.
+
+Where the values go is the sink's too (``SinkSpec``): a Kafka topic — on the server's cluster or
+``'<sink>.bootstrap.servers'``, compressed as ``'<sink>.compression'`` says, with the producer settings
+of the ``kafka.*`` keys — or, with ``'<sink>.type' = 'file_sink'``, a JSON-lines or CSV file under the
+data directory (``'<sink>.path'``; CSV needs the output columns known, for its header).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -36,8 +41,18 @@ from ..avro import (
 )
 from ..expressions import error
 from ..operators.output import RowEncoder
+from ..plan import OutputColumn
 from ..types import format_date, format_timestamp, parse_type
-from ..validate import SINK_FORMATS, check_path, load_config_file, sink_keys
+from ..validate import (
+    SINK_FORMATS,
+    check_path,
+    check_sink_path,
+    file_sink_format,
+    load_config_file,
+    relation_client_options,
+    sink_keys,
+)
+from .model import SinkSpec
 from .relations import Relation
 from .sqlutil import output_name
 
@@ -49,19 +64,30 @@ class SinkFormat:
     name: str
     format: str = "json"
     schema: dict[str, Any] | None = None
+    target: SinkSpec | None = None  # where the values go (None: a Kafka topic, the server's defaults)
 
 
 def resolve_sink(sink: str, props: dict[str, Any], data_dir: Any, select: ast.Select) -> SinkFormat:
-    """The sink's format and given schema, from its keys (a ``config_file``'s under them); errors at ``select``."""
+    """The sink's format, given schema and target, from its keys (a ``config_file``'s under them).
+
+    Errors are placed at ``select``: validation placed those it could see at their properties.
+    """
     own, _ = sink_keys(sink, props)
     if "config_file" in own:
         own = {**load_config_file(str(own["config_file"]), data_dir, sink), **own}
+    if str(own.get("type", "kafka_sink")).lower() == "file_sink":
+        return SinkFormat(sink, "json", None, _file_target(sink, own, data_dir, select))
     fmt = str(own.get("format", "json")).lower()
     if fmt not in SINK_FORMATS:  # a config_file's format, which validation did not see
         raise error(f"'{sink}.format' must be {' or '.join(SINK_FORMATS)}, got {own['format']!r}", select)
     check_avro_keys(sink, own, {}, select)
+    servers = own.get("bootstrap.servers")
+    codec = str(own.get("compression", "none")).lower()
+    target = SinkSpec(sink, "kafka", fmt, compression=None if codec == "none" else codec,
+                      bootstrap_servers=None if servers is None else str(servers).strip(),
+                      client_options=relation_client_options([props, own], "producer", select))
     if fmt != "avro":
-        return SinkFormat(sink)
+        return SinkFormat(sink, target=target)
     if confluent_flag(own.get("avro.confluent", "false"), f"{sink}.avro.confluent", select):
         raise error(f"'{sink}.avro.confluent' applies to sources: a sink writes plain Avro values "
                     "(there is no schema registry to give a schema id)", select)
@@ -71,7 +97,32 @@ def resolve_sink(sink: str, props: dict[str, Any], data_dir: Any, select: ast.Se
     elif "avro.schema.file" in own:
         raw = str(own["avro.schema.file"])
         schema = read_schema_file(check_path(raw, data_dir, select), raw, sink, select)
-    return SinkFormat(sink, "avro", schema)
+    return SinkFormat(sink, "avro", schema, target)
+
+
+def _file_target(sink: str, own: dict[str, Any], data_dir: Any, select: ast.Select) -> SinkSpec:
+    """A ``file_sink``: its resolved path under the data directory and its format (JSON lines or CSV)."""
+    if not own.get("path"):
+        raise error(f"'{sink}.path' is required for a file_sink (a file under the data directory)", select)
+    raw = str(own["path"])
+    full = check_path(raw, data_dir, select)
+    check_sink_path(full, raw, sink, data_dir, select)
+    fmt = file_sink_format(sink, own)
+    delimiter = str(own.get("delimiter", ","))
+    if len(delimiter) != 1:
+        raise error(f"'{sink}.delimiter' must be one character, got {delimiter!r}", select)
+    return SinkSpec(sink, "file", fmt, str(full), delimiter=delimiter)
+
+
+def sink_target(sink: SinkFormat, columns: Sequence[OutputColumn], select: ast.Select) -> SinkSpec:
+    """Where ``sink`` writes, with the query's output columns (a CSV file's header: they must be known)."""
+    target = sink.target if sink.target is not None else SinkSpec(sink.name, format=sink.format)
+    names = tuple(c.name for c in columns)
+    if target.kind == "file" and target.format == "csv" and (not names or "*" in names):
+        raise error(f"a CSV file_sink writes the SELECT's columns as its header, which are not known here "
+                    f"(SELECT * over an undeclared topic): name the columns or declare the source, or write "
+                    f"JSON lines ('{sink.name}.format' = 'json')", select)
+    return replace(target, columns=names)
 
 
 def sink_schema(sink: SinkFormat, columns: Sequence[tuple[str, str]] | None, select: ast.Select) -> dict[str, Any]:
@@ -181,3 +232,14 @@ def _item_of(select: ast.Select, name: str) -> ast.Node:
         if not isinstance(item.expr, ast.Star) and output_name(item, i) == name:
             return item
     return next((i for i in select.items if isinstance(i.expr, ast.Star)), select)
+
+
+def describe_target(target: SinkSpec) -> str | None:
+    """The plan's step for a sink that is not the server's Kafka with its defaults (None for that one)."""
+    if target.kind == "file":
+        return f"Sink {target.name}: file '{target.path}', {'CSV' if target.format == 'csv' else 'JSON lines'}"
+    parts = [f"cluster {target.bootstrap_servers}"] if target.bootstrap_servers else []
+    if target.compression:
+        parts.append(f"{target.compression} compression")
+    parts += [f"{k}={v}" for k, v in target.client_options]
+    return f"Sink {target.name}: kafka, {', '.join(parts)}" if parts else None

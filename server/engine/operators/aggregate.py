@@ -100,8 +100,9 @@ class AggregateProcessor:
 
     # ------------------------------------------------------------------ contract
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         assert self._extract is not None
+        self._wm.at(now_ms)
         late: list[Any] = []
         changed: dict[Any, None] = {}
         deleted: list[tuple[Any, int]] = []
@@ -119,8 +120,12 @@ class AggregateProcessor:
         emitted.errors = errors
         return emitted
 
+    def at(self, now_ms: int | None) -> None:
+        """Advance the clock without records: a join feeding this aggregate (``consume``) passes its time."""
+        self._wm.at(now_ms)
+
     def tick(self, now_ms: int) -> Emitted:
-        self._wm.idle()
+        self._wm.idle(now_ms)
         return Emitted(self._close(self._wm.current))
 
     def finish(self) -> Emitted:

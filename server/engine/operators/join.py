@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,12 +59,22 @@ class StreamTableJoin:
         # ``'watch' = 'true'``: the file is re-read when its modification time changes.
         self._watch = watch
         self._mtime = _mtime(watch[0]) if watch else None
-        self._checked = time.monotonic()
+        # The driver's clock (ms) when the file was last looked at: None until the first reading.
+        self._checked: int | None = None
 
-    def _maybe_reload(self) -> None:
-        if self._watch is None or time.monotonic() - self._checked < _WATCH_INTERVAL_S:
+    def _maybe_reload(self, now_ms: int | None) -> None:
+        """Re-read a watched file whose modification time changed, at most once per interval.
+
+        Time comes from the driver (``process``/``tick``); without it (None) the file is not looked at.
+        """
+        if self._watch is None or now_ms is None:
             return
-        self._checked = time.monotonic()
+        if self._checked is None:
+            self._checked = now_ms  # just loaded, when the query started
+            return
+        if now_ms - self._checked < WATCH_INTERVAL_MS:
+            return
+        self._checked = now_ms
         mtime = _mtime(self._watch[0])
         if mtime is not None and mtime != self._mtime:
             self._mtime = mtime
@@ -76,13 +85,14 @@ class StreamTableJoin:
             self._table.clear()
             self._table.apply(rows)
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+        _clock(self._post, now_ms)
         if input_index == 1:
             assert self._scan_table is not None
             rows, errors = self._scan_table(records)
             self._table.apply(rows)
             return Emitted([], errors)
-        self._maybe_reload()
+        self._maybe_reload(now_ms)
         rows, errors = self._scan_stream(records)
         table = self._table.rows
         pairs: list[tuple[Any, Any, Any]] = []
@@ -98,7 +108,8 @@ class StreamTableJoin:
         return out
 
     def tick(self, now_ms: int) -> Emitted:
-        self._maybe_reload()
+        _clock(self._post, now_ms)
+        self._maybe_reload(now_ms)
         return Emitted()
 
     def finish(self) -> Emitted:
@@ -121,7 +132,15 @@ class StreamTableJoin:
         restore_into(self._post, decode("stream-table join", data)["post"])
 
 
-_WATCH_INTERVAL_S = 1.0
+def _clock(post: object, now_ms: int | None) -> None:
+    """Pass the driver's time on to what follows a join (an aggregate has a watermark of its own)."""
+    at = getattr(post, "at", None)
+    if callable(at):
+        at(now_ms)
+
+
+WATCH_INTERVAL_MS = 1000
+"""How often (on the driver's clock) a watched file table's modification time is looked at."""
 
 
 def _mtime(path: Path) -> float | None:
@@ -172,7 +191,9 @@ class StreamStreamJoin:
         self._rows = 0
         self.warning = None if before is not None else "unbounded stream-stream join: state TTL applies"
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+        self._wm.at(now_ms)
+        _clock(self._post, now_ms)
         pairs: list[tuple[Any, Any, Any]] = []
         if self._scan_both is not None:
             # Rows alternate left, right: each record joins as a left row and as a right row, in
@@ -281,7 +302,8 @@ class StreamStreamJoin:
         return out
 
     def tick(self, now_ms: int) -> Emitted:
-        self._wm.idle()
+        self._wm.idle(now_ms)
+        _clock(self._post, now_ms)
         return self._post(self._evict(self._wm.current))
 
     def finish(self) -> Emitted:

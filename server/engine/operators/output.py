@@ -146,10 +146,10 @@ class EncodeErrors:
         self._inner = inner
         self._out = output
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         if records and all(isinstance(r, UnencodableRow) for r in records):
             return self._drain(Emitted([self._out.encode(r.key, r.row) for r in records]))
-        return self._drain(self._inner.process(records, input_index))
+        return self._drain(self._inner.process(records, input_index, now_ms))
 
     def tick(self, now_ms: int) -> Emitted:
         return self._drain(self._inner.tick(now_ms))

@@ -114,7 +114,7 @@ class OverProcessor:
                 states.append((deque(maxlen=c.preceding - c.end_preceding + 1), deque()))
         return states
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         """One batch of records (the generated function decodes them)."""
         return self.consume(records)
 

@@ -199,10 +199,10 @@ class TableInputs:
         for _, state in tables.values():
             state.clear()
 
-    def process(self, records: Sequence[Any], input_index: int = 0) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
         table = self._tables.get(input_index)
         if table is None:
-            return self._inner.process(records, input_index)
+            return self._inner.process(records, input_index, now_ms)
         scan, state = table
         items, errors = scan(records)
         state.apply(items)

@@ -173,9 +173,51 @@ def test_each_row_gives_the_documented_message_and_position(server: Server, row:
 
 
 def test_kafka_keys_pass_through(server: Server) -> None:
+    """``kafka.*`` keys reach the clients the job's own factories build, translated to aiokafka's names.
+
+    Job-level keys go to whichever client takes them (a consumer's to the source, a producer's to the
+    sink, ``client.id`` to both); ``'<name>.kafka.*'`` to that relation's client, over the job-level
+    value. The values are not aiokafka's defaults, so a key that is dropped on the way fails here.
+    """
+    sql = ("CREATE STREAM out AS SELECT symbol FROM trades "
+           "WITH ('kafka.fetch.min.bytes' = '1024', 'kafka.client.id' = 'velo-probe', "
+           "'trades.kafka.fetch.max.wait.ms' = '250', 'trades.kafka.fetch.min.bytes' = '2048', "
+           "'kafka.linger.ms' = '7', 'out.kafka.max.request.size' = '65536', 'out.kafka.acks' = 'all')")
     with pytest.raises(AssertionError, match="accepts"):
-        server.error_of("CREATE STREAM out AS SELECT symbol FROM trades "
-                        "WITH ('kafka.fetch.min.bytes' = '1', 'trades.kafka.max.poll.records' = '10')")
+        server.error_of(sql)
+    spec = server.manager.build_spec(sql)
+
+    async def client_config() -> dict[str, Any]:
+        # The manager's real Kafka factories (the fixture's refuse to build anything); nothing connects.
+        source: Any = server.manager._kafka_source(spec)
+        sink: Any = server.manager._kafka_sink(spec, spec.sink_topic)
+        try:
+            consumer, producer = source._consumer, sink._producer
+            return {"fetch_min_bytes": consumer._fetch_min_bytes, "fetch_max_wait_ms": consumer._fetch_max_wait_ms,
+                    "consumer_client_id": consumer._client._client_id,
+                    "producer_client_id": producer.client._client_id,
+                    "linger_ms": producer._message_accumulator._linger_time * 1000,
+                    "max_request_size": producer._max_request_size, "acks": producer._sender._acks}
+        finally:
+            await source.stop()
+            await sink.stop()
+
+    assert asyncio.run(client_config()) == {
+        "fetch_min_bytes": 2048, "fetch_max_wait_ms": 250, "consumer_client_id": "velo-probe",
+        "producer_client_id": "velo-probe", "linger_ms": 7, "max_request_size": 65536, "acks": -1}
+
+
+def test_kafka_keys_velo_manages_are_refused_at_their_property(server: Server) -> None:
+    """A Kafka setting that would do nothing (or break delivery) is refused, saying what to use instead."""
+    exc = server.error_of("CREATE STREAM out AS SELECT symbol FROM trades\n"
+                          "  WITH ('trades.kafka.max.poll.records' = '10')")
+    assert isinstance(exc, SqlValidationError)
+    assert (exc.line, exc.column) == (2, 9)
+    assert "'trades.kafka.max.poll.records' is not passed to the Kafka client" in exc.message
+    assert "batch.size" in exc.message
+    exc = server.error_of("CREATE STREAM out AS SELECT symbol FROM trades WITH ('out.kafka.fetch.min.bytes' = '1')")
+    assert isinstance(exc, SqlValidationError)
+    assert "a setting of a source's consumer" in exc.message and exc.column == 54
 
 
 def test_over_http_the_error_body_carries_the_same_fields(server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast as pyast
 from datetime import UTC, date
 
 import duckdb
@@ -12,6 +13,9 @@ from velo.grammar import parse_statement
 from velo.grammar.errors import SqlValidationError
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
+from velo.server.engine.functions import lookup
+from velo.server.engine.operators.output import dumps
+from velo.server.engine.processor import RowEvent
 
 
 def _select(items: list[a.SelectItem], where: a.Expr | None = None) -> a.Select:
@@ -90,10 +94,32 @@ def test_unknown_function_is_a_validation_error_with_position() -> None:
 def test_generated_source_is_one_loop_without_tree_walks() -> None:
     q = compile_select(_select([a.SelectItem(a.FunctionCall("UPPER", (a.Column("symbol"),)))],
                                a.BinaryOp(">", a.Column("price"), a.Literal(100))))
-    assert q.source_code.count("for m in batch:") == 2  # encode and rows
-    assert "_f_UPPER(r.get('symbol'))" in q.source_code
+    tree = pyast.parse(q.source_code)
+    functions = [n for n in tree.body if isinstance(n, pyast.FunctionDef)]
+    assert [f.name for f in functions] == ["encode", "rows"]
+    assert not [n for n in pyast.walk(tree) if isinstance(n, pyast.AsyncFunctionDef | pyast.Await)]
+    for fn in functions:
+        # Exactly one loop, over the batch: no loop, comprehension or lambda per record or per node.
+        loops = [n for n in pyast.walk(fn) if isinstance(n, pyast.For | pyast.While | pyast.comprehension
+                                                           | pyast.Lambda | pyast.AsyncFor)]
+        assert len(loops) == 1 and isinstance(loops[0], pyast.For), pyast.dump(fn)
+        assert isinstance(loops[0].iter, pyast.Name) and loops[0].iter.id == "batch"
+        # The expression is inline code: the only calls are decoding, the function itself, building the
+        # output and collecting a record's error — nothing that is handed an expression to evaluate.
+        called = {pyast.unparse(n.func) for n in pyast.walk(fn) if isinstance(n, pyast.Call)}
+        assert called <= {"loads", "r.get", "_f_UPPER", "_dumps", "append", "RowEvent", "errors.append"}, called
+        assert "_f_UPPER" in called
+        # WHERE price > 100 is a comparison in the loop's body itself.
+        assert "_t1 > 100" in {pyast.unparse(n) for n in pyast.walk(loops[0]) if isinstance(n, pyast.Compare)}
+    # The source needs nothing else: run on its own, with only those names bound, it gives the rows —
+    # so no evaluator, AST node or helper of the expression module hides behind a name.
+    namespace: dict[str, object] = {"loads": orjson.loads, "_f_UPPER": lookup("UPPER").impl,  # type: ignore[union-attr]
+                                    "_dumps": dumps, "RowEvent": RowEvent}
+    exec(compile(q.source_code, "<generated>", "exec"), namespace)  # the compiled query's own text
+    rows, errors = namespace["rows"](_records(ROWS))  # type: ignore[operator]
+    assert errors is None
+    assert [e.values for e in rows] == [["AAPL"], ["AMZN"], ["TSLA"]]
     assert [e.values for e in q.processor("rows").process(_records(ROWS)).rows] == [["AAPL"], ["AMZN"], ["TSLA"]]
-
 
 
 def test_casts_between_timestamp_date_and_string_follow_the_operands_type() -> None:

@@ -2,44 +2,94 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import orjson
 from velo.grammar.parser import parse_statement
 from velo.server.connectors.base import Record
 from velo.server.engine.compile import compile_select
+from velo.server.engine.operators.join import WATCH_INTERVAL_MS
 from velo.server.engine.time import Watermarks
 
 
 def test_watermark_is_the_minimum_over_partitions_until_one_goes_idle() -> None:
     wm = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=10_000)
+    t0 = 5_000_000  # the driver's clock (ms), from any origin: time comes only through the arguments
+    wm.at(t0)
     wm.observe(0, 50_000)
     wm.observe(1, 20_000)
-    # Within the idle timeout of the first record an unseen partition may still start: no watermark.
-    assert wm.current < 0
-    assert wm.started is not None
-    start = wm.started
     wm.touch([0, 1])
-    wm.last_seen = {0: start + 11, 1: start + 11}
-    assert wm.idle(now=start + 11) == 19_000  # both active: the minimum
-    wm.last_seen[1] = start  # partition 1 has been silent for 11 s: idle
-    assert wm.idle(now=start + 11) == 49_000
+    # Within the idle timeout of the first record an unseen partition may still start: no watermark.
+    assert wm.idle(t0 + 7_999) < 0
+    wm.at(t0 + 8_000)
+    wm.touch([0, 1])  # a batch at 8 s holds both partitions
+    assert wm.idle(t0 + 9_999) < 0
+    assert wm.idle(t0 + 10_000) == 19_000  # warm-up over, both active: the minimum
+    wm.at(t0 + 15_000)
+    wm.touch([0])  # only partition 0 sends on
+    assert wm.idle(t0 + 18_000) == 19_000  # partition 1 silent for exactly 10 s: not idle yet
+    assert wm.idle(t0 + 18_001) == 49_000  # silent for longer: idle, partition 0 alone counts
     wm.observe(1, 30_000)  # a watermark never goes back
     assert wm.current == 49_000
+
+
+def test_a_restored_watermark_counts_silence_from_its_new_clock() -> None:
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10_000)
+    wm.at(0)
+    wm.observe(0, 100)
+    wm.observe(1, 50)
+    wm.at(5_000)
+    wm.touch([0, 1])
+    wm.at(11_000)
+    wm.touch([0])
+    assert wm.idle(11_000) == 50  # partition 1 silent for 6 s when the snapshot is taken
+    again = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10_000)
+    again.load_state(wm.state())
+    # Another process, another clock: the ages count from its first reading, not from its origin.
+    again.at(70_000_000)
+    assert again.idle(70_000_000 + 3_999) == 50  # 6 s + 3.999 s of silence: partition 1 still holds it
+    assert again.idle(70_000_000 + 4_001) == 100  # 10.001 s: idle
 
 
 def test_tick_closes_windows_when_the_other_partition_is_idle() -> None:
     q = compile_select(parse_statement(  # type: ignore[arg-type]
         "SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW TUMBLING(10s) "
-        "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '1ms')"))
+        "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '1s')"))
     p = q.processor("rows")
+    now = 7_000  # the driver's clock (ms)
     recs = [Record(orjson.dumps({"symbol": "A", "ts": t}), partition=part)
-            for t, part in ((1000, 0), (2000, 1), (25_000, 0))]
-    assert p.process(recs).rows == []  # partition 1 holds the watermark at 2000
-    import time
-
-    time.sleep(0.01)  # partition 1 goes idle (1 ms)
-    out = p.tick(0)
+            for t, part in ((1000, 0), (2000, 1))]
+    assert p.process(recs, 0, now).rows == []
+    later = [Record(orjson.dumps({"symbol": "A", "ts": 25_000}), partition=0)]
+    assert p.process(later, 0, now + 500).rows == []  # partition 1 holds the watermark at 2000
+    assert p.tick(now + 1_000).rows == []  # partition 1 silent for 1 s: not idle yet
+    assert p.watermark_ms() == 2000  # type: ignore[attr-defined]
+    out = p.tick(now + 1_001)  # silent for longer than the idle timeout: it stops holding it back
     assert [e.values for e in out.rows] == [["A", 2, 0, 10_000]]
     assert p.watermark_ms() == 25_000  # type: ignore[attr-defined]
+
+
+def test_an_aggregate_after_a_join_follows_the_drivers_clock() -> None:
+    # The aggregate over a join's rows has a watermark of its own: the join passes the driver's time on.
+    q = compile_select(parse_statement(  # type: ignore[arg-type]
+        "SELECT a.k AS k, COUNT(*) AS c FROM l a JOIN r b ON a.k = b.k WITHIN 1 SECOND GROUP BY a.k "
+        "WINDOW TUMBLING (10s) EMIT FINAL WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '1s')"))
+
+    def rec(ts: int) -> Record:
+        return Record(orjson.dumps({"k": 1, "ts": ts}))
+
+    def run(clock: list[int | None]) -> list[list[object]]:
+        p = q.processor("rows")
+        out = []
+        for (side, ts), now in zip(((0, 1000), (1, 1500), (0, 30_000), (1, 30_000)), clock, strict=True):
+            out += p.process([rec(ts)], side, now).rows
+        return [e.values for e in out]
+
+    # Within the warm-up (1 s after the first record) nothing closes; past it, the first window does.
+    assert run([5_000, 5_100, 5_200, 5_300]) == []
+    assert run([5_000, 5_100, 7_000, 7_100]) == [[1, 1, 0, 10_000]]
+    assert run([None, None, None, None]) == []  # no time given: time does not pass
 
 
 def test_unbounded_stream_join_caps_its_rows_and_emits_expired_outer_rows() -> None:
@@ -59,26 +109,20 @@ def test_unbounded_stream_join_caps_its_rows_and_emits_expired_outer_rows() -> N
     assert p.finish().rows == []
 
 
-def test_watched_file_table_is_re_read_when_it_changes(tmp_path: object) -> None:
-    import os
-    from pathlib import Path
-
-    from velo.server.engine.operators import join
-
-    base = Path(str(tmp_path))
-    table = base / "ref.csv"
+def test_watched_file_table_is_re_read_when_it_changes(tmp_path: Path) -> None:
+    table = tmp_path / "ref.csv"
     table.write_text("symbol,sector\nAAPL,tech\n")
     q = compile_select(parse_statement(  # type: ignore[arg-type]
         "SELECT t.symbol, r.sector FROM t LEFT JOIN ref r ON t.symbol = r.symbol WITH ('ref.type' = "
         "'file_source', 'ref.path' = 'ref.csv', 'ref.format' = 'csv', 'ref.watch' = 'true')"),
-        data_dir=base)
+        data_dir=tmp_path)
     p = q.processor("rows")
     rec = Record(orjson.dumps({"symbol": "AAPL"}))
-    assert [e.values for e in p.process([rec]).rows] == [["AAPL", "tech"]]
+    now = 1_000_000  # the driver's clock (ms)
+    assert [e.values for e in p.process([rec], 0, now).rows] == [["AAPL", "tech"]]
     table.write_text("symbol,sector\nAAPL,hardware\n")
     os.utime(table, (1, 1))  # a different mtime, whatever the clock's resolution
-    join._WATCH_INTERVAL_S = 0.0
-    try:
-        assert [e.values for e in p.process([rec]).rows] == [["AAPL", "hardware"]]
-    finally:
-        join._WATCH_INTERVAL_S = 1.0
+    # The file is looked at once per interval of the driver's clock, not at every batch.
+    assert [e.values for e in p.process([rec], 0, now + WATCH_INTERVAL_MS - 1).rows] == [["AAPL", "tech"]]
+    assert p.tick(now + WATCH_INTERVAL_MS).rows == []  # an idle tick looks at it too
+    assert [e.values for e in p.process([rec], 0, now + WATCH_INTERVAL_MS + 1).rows] == [["AAPL", "hardware"]]
