@@ -309,7 +309,7 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
           "  SELECT * FROM price_spikes;\n"
           "  SELECT symbol, COUNT(*) AS trades, SUM(quantity) AS volume FROM trades\n"
           "    GROUP BY symbol EMIT CHANGES;          -- a live table; Ctrl-C to stop\n"
-          "See docs/demo.md for more.\n", flush=True)
+          f"The web console: {url}/ui (jobs, plans, live SQL). See docs/demo.md for more.\n", flush=True)
     cli = [str(BIN / "velo-cli"), url]
     if args.no_shell or not sys.stdin.isatty():
         try:

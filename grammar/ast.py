@@ -244,11 +244,13 @@ class InSubquery(Node):
 
 @dataclass(frozen=True)
 class Like(Node):
-    """``x [NOT] LIKE pattern``."""
+    """``x [NOT] LIKE pattern [ESCAPE 'c']`` (``escape``: the one character that makes the next
+    ``%``, ``_`` or itself literal)."""
 
     operand: Expr
     pattern: Expr
     negated: bool = False
+    escape: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,8 @@ class Subscript(Node):
 
 @dataclass(frozen=True)
 class FieldAccess(Node):
-    """``expr.field`` where ``expr`` is more than a bare name (see the module docstring)."""
+    """``expr.field`` where ``expr`` is more than a bare name (see the module docstring), and
+    ksqlDB's ``expr->field`` (always this node: ``s->f`` is ``FieldAccess(Column("s"), "f")``)."""
 
     operand: Expr
     field: str
@@ -351,10 +354,12 @@ class SelectItem(Node):
 
 @dataclass(frozen=True)
 class TableRef(Node):
-    """A relation in FROM/JOIN: a stream, table or topic name with an optional alias."""
+    """A relation in FROM/JOIN: a stream, table or topic name with an optional alias, or a
+    derived table ``(SELECT …) [AS] name`` (``query`` set; ``name`` is its alias, ``alias`` None)."""
 
     name: str
     alias: str | None = None
+    query: Select | None = None
 
 
 @dataclass(frozen=True)
@@ -367,12 +372,18 @@ class Property(Node):
 
 @dataclass(frozen=True)
 class Join(Node):
-    """``[INNER|LEFT|RIGHT|FULL] JOIN table ON cond [WITHIN d]``; kind is lower case."""
+    """``[INNER|LEFT|RIGHT|FULL] JOIN table ON cond [WITHIN d [GRACE PERIOD g]]``; kind is lower case.
+
+    ``WITHIN d`` bounds the right side's time to ``d`` before or after the left's; ksqlDB's
+    ``WITHIN (before, after)`` sets ``within`` to *before* and ``within_after`` to *after*.
+    """
 
     kind: str
     table: TableRef
     on: Expr
     within: Interval | None = None
+    within_after: Interval | None = None
+    grace: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -392,7 +403,12 @@ class Window(Node):
 
 @dataclass(frozen=True)
 class Select(Node):
-    """A SELECT query (transient, or the body of a job statement)."""
+    """A SELECT query (transient, or the body of a job statement).
+
+    ``ctes`` are its ``WITH name AS (…)`` queries; ``union_all`` the SELECTs after ``UNION ALL``
+    (each without EMIT, LIMIT or properties: this node's apply to the whole union);
+    ``partition_by`` is ksqlDB's re-key ``PARTITION BY e, …`` (not an OVER's).
+    """
 
     items: tuple[SelectItem, ...]
     from_: TableRef
@@ -405,7 +421,18 @@ class Select(Node):
     group_by: tuple[Expr, ...] = ()
     having: Expr | None = None
     window: Window | None = None
+    ctes: tuple[Cte, ...] = ()
+    union_all: tuple[Select, ...] = ()
+    partition_by: tuple[Expr, ...] = ()
     emit_span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)  # errors about EMIT
+
+
+@dataclass(frozen=True)
+class Cte(Node):
+    """``name AS (select)`` in a query's leading ``WITH``."""
+
+    name: str
+    query: Select
 
 
 # ---------------------------------------------------------------- statements

@@ -64,7 +64,7 @@ TOKEN_RE = re.compile(
     \s*+
     (?:
      (?P<word>[^\W\d]\w*+)(?!\s*\.)
-    |(?P<op>[+*%=(),;\[\]]|<[>=]?|>=?|!=|\|\||::|-(?!-)|/(?!\*)|\.(?!\d))
+    |(?P<op>[+*%=(),;\[\]]|<[>=]?|>=?|!=|\|\||::|->|-(?!-)|/(?!\*)|\.(?!\d))
     |(?P<qname>[^\W\d]\w*+\.[^\W\d]\w*+)
     |(?P<qstar>(?:[^\W\d]\w*+|"(?:[^"]|"")*"|`(?:[^`]|``)*`)\s*\.\s*\*)
     |(?P<dotted>[^\W\d]\w*+)
@@ -98,7 +98,7 @@ OPERATORS: dict[str, str] = {
     "||": "CONCAT", "::": "DCOLON", "<>": "NE", "!=": "NE", "<=": "LE", ">=": "GE",
     "-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "%": "PERCENT", "=": "EQ",
     "<": "LT", ">": "GT", "(": "LPAR", ")": "RPAR", ",": "COMMA", ".": "DOT",
-    ";": "SEMICOLON", "[": "LSQB", "]": "RSQB",
+    ";": "SEMICOLON", "[": "LSQB", "]": "RSQB", "->": "ARROW",
 }  # fmt: skip
 
 TIME_UNITS = frozenset(

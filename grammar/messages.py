@@ -25,16 +25,16 @@ _WORDS: dict[str, str] = {
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "STAR": "'*'",
     "EQ": "'='", "NE": "'!='", "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='",
     "PLUS": "'+'", "MINUS": "'-'", "SLASH": "'/'", "PERCENT": "'%'", "CONCAT": "'||'",
-    "DCOLON": "'::'",
+    "DCOLON": "'::'", "ARROW": "'->'",
 }  # fmt: skip
 
 # Terminals that can only extend what came before (an operator after an operand, AS after an
 # item): listing them drowns the useful alternatives, so they are dropped when others remain.
 _CONTINUATIONS = _words(
-    "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT AND OR IS NOT "
-    "BETWEEN IN LIKE AS PRIMARY OVER LPAR ASC DESC"
+    "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT ARROW AND OR IS NOT "
+    "BETWEEN IN LIKE AS PRIMARY OVER LPAR ASC DESC ESCAPE"
 )
-_OPERATORS = _words("EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT")
+_OPERATORS = _words("EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT CONCAT DCOLON LSQB DOT ARROW")
 _EXPRESSION_START = _words(
     "NUMBER STRING IDENT LPAR NOT MINUS PLUS TRUE FALSE NULL CASE CAST EXTRACT POSITION ARRAY "
     "INTERVAL CURRENT_TIMESTAMP EXISTS QSTAR QNAME"
@@ -56,6 +56,8 @@ def _expected_words(expected: set[str]) -> list[str]:
     if "TYPE_CTOR" in expected:
         expected = expected - {"IDENT"}
     main = expected - {"$END", "SEMICOLON"}
+    if {"FROM", "COMMA"} <= main:  # after a select item's alias: PRIMARY KEY is rarely the point
+        main = main - {"PRIMARY"}
     if main & _OPERATORS:  # right after an operand: say what ends or continues the clause
         main = main - _CONTINUATIONS or main - _OPERATORS
     if main or words:

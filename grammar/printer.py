@@ -158,7 +158,8 @@ def _(n: a.InSubquery) -> str:
 
 @_sql.register
 def _(n: a.Like) -> str:
-    return f"{_at(n.operand, _SUM)} {_not(n.negated)}LIKE {_at(n.pattern, _SUM)}"
+    text = f"{_at(n.operand, _SUM)} {_not(n.negated)}LIKE {_at(n.pattern, _SUM)}"
+    return text if n.escape is None else f"{text} ESCAPE {string(n.escape)}"
 
 
 @_sql.register
@@ -194,6 +195,10 @@ def _(n: a.Subscript) -> str:
 
 @_sql.register
 def _(n: a.FieldAccess) -> str:
+    if type(n.operand) is a.Column and n.operand.qualifier is None:
+        return f"{ident(n.operand.name)}->{ident(n.field)}"  # `s.f` would read as column f of s
+    if type(n.operand) is a.FieldAccess:  # a->b->c rather than (a->b).c
+        return f"{_sql(n.operand)}->{ident(n.field)}"
     base = _at(n.operand, _POSTFIX)
     if base[-1:].isalnum() or base.endswith("_"):
         # `1.x` would read as the number `1.`, `NULL.x` or `... END.x` as a qualified column
@@ -302,13 +307,15 @@ def _(n: a.Property) -> str:
 @_sql.register
 def _(n: a.SelectItem) -> str:
     text = _sql(n.expr)
-    if n.alias is not None:
+    if n.alias is not None:  # AS kept: an alias without it is accepted, never written
         text += f" AS {ident(n.alias)}"
     return text + (" PRIMARY KEY" if n.primary_key else "")
 
 
 @_sql.register
 def _(n: a.TableRef) -> str:
+    if n.query is not None:
+        return f"({_sql(n.query)}) {ident(n.name)}"
     return ident(n.name) if n.alias is None else f"{ident(n.name)} {ident(n.alias)}"
 
 
@@ -316,7 +323,13 @@ def _(n: a.TableRef) -> str:
 def _(n: a.Join) -> str:
     kind = "" if n.kind == "inner" else n.kind.upper() + " "
     text = f"{kind}JOIN {_sql(n.table)} ON {_sql(n.on)}"
-    return text if n.within is None else f"{text} WITHIN {_sql(n.within)}"
+    if n.within is None:
+        return text
+    if n.within_after is None:
+        text += f" WITHIN {_sql(n.within)}"
+    else:
+        text += f" WITHIN ({_sql(n.within)}, {_sql(n.within_after)})"
+    return text if n.grace is None else f"{text} GRACE PERIOD {_sql(n.grace)}"
 
 
 @_sql.register
@@ -331,7 +344,27 @@ def _(n: a.Window) -> str:
 
 
 @_sql.register
+def _(n: a.Cte) -> str:
+    return f"{ident(n.name)} AS ({_sql(n.query)})"
+
+
+@_sql.register
 def _(n: a.Select) -> str:
+    parts = []
+    if n.ctes:
+        parts.append("WITH " + ", ".join(_sql(c) for c in n.ctes))
+    parts.append(_core(n))
+    parts += ["UNION ALL " + _core(u) for u in n.union_all]
+    if n.emit is not None:
+        parts.append("EMIT " + n.emit.upper())
+    if n.limit is not None:
+        parts.append(f"LIMIT {n.limit}")
+    return " ".join(parts) + _with(n.properties)
+
+
+def _core(n: a.Select) -> str:
+    """SELECT … FROM … up to HAVING: what a UNION ALL branch has (EMIT, LIMIT and WITH are the
+    whole query's)."""
     parts = ["SELECT"]
     if n.distinct:
         parts.append("DISTINCT")
@@ -346,11 +379,9 @@ def _(n: a.Select) -> str:
     parts += window  # after the last of FROM / WHERE / GROUP BY: a place every dialect accepts
     if n.having is not None:
         parts.append("HAVING " + _sql(n.having))
-    if n.emit is not None:
-        parts.append("EMIT " + n.emit.upper())
-    if n.limit is not None:
-        parts.append(f"LIMIT {n.limit}")
-    return " ".join(parts) + _with(n.properties)
+    if n.partition_by:
+        parts.append("PARTITION BY " + ", ".join(_sql(x) for x in n.partition_by))
+    return " ".join(parts)
 
 
 # ---------------------------------------------------------------- statements

@@ -153,7 +153,14 @@ class ExpressionRules(BuilderBase):
 
     def like(self, kids: Kids, s: int, e: int) -> a.Like:
         x, pattern = _nodes(kids)
-        return make_like(self._lines, s, e, x, pattern, _has(kids, "NOT"))
+        escape: str | None = None
+        if type(kids[-1]) is Token and kids[-1].type == "STRING":
+            tok: Token = kids[-1]
+            escape = tok.value
+            if len(escape) != 1:
+                raise self.error(f"ESCAPE takes one character, got '{escape}'", tok.start,
+                                 self.text[tok.start : tok.end], ["a string"])  # fmt: skip
+        return make_like(self._lines, s, e, x, pattern, _has(kids, "NOT"), escape)
 
     def exists(self, kids: Kids, s: int, e: int) -> a.Exists:
         return a.Exists(kids[2], span=self.span(s, e))
@@ -166,6 +173,9 @@ class ExpressionRules(BuilderBase):
         if type(base) is a.Column and base.qualifier is None:
             return make_column(self._lines, s, e, name, base.name)
         return make_field(self._lines, s, e, base, name)
+
+    def arrow(self, kids: Kids, s: int, e: int) -> a.FieldAccess:
+        return make_field(self._lines, s, e, kids[0], kids[2].value)
 
     def cast_op(self, kids: Kids, s: int, e: int) -> a.Cast:
         return a.Cast(kids[0], kids[2], span=self.span(s, e))

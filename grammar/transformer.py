@@ -183,11 +183,28 @@ class Builder(ExpressionRules):
     # ------------------------------------------------------------ SELECT
 
     def select_stmt(self, kids: Kids, s: int, e: int) -> a.Select:
+        # kids: [ctes] select_core union_branch* emit_part limit_part with_part
+        emit_p, limit_p, with_p = kids[-3:]
+        if len(kids) == 4 and emit_p is None and limit_p is None and with_p is None:
+            return kids[0]  # type: ignore[no-any-return]  # the common case: one plain SELECT
+        ctes: tuple[a.Cte, ...] = ()
+        if type(kids[0]) is Part:
+            ctes, kids = kids[0].value, kids[1:]
+        first: a.Select = kids[0]
+        emit, emit_span = emit_p.value[0] if emit_p is not None else (None, None)
+        return copy_with(
+            first, span=self.span(s, e), emit=emit, emit_span=emit_span,
+            limit=limit_p.value[0] if limit_p is not None else None,
+            properties=with_p.value[0] if with_p is not None else (),
+            ctes=ctes, union_all=tuple(kids[1:-3]),
+        )  # fmt: skip
+
+    def select_core(self, kids: Kids, s: int, e: int) -> a.Select:
         distinct = kids[1].type == "DISTINCT" if type(kids[1]) is Token else False
         items, (table, joins) = kids[2 if distinct else 1], kids[4 if distinct else 3]
         windows: list[a.Window] = []
         clauses: dict[str, Any] = {}
-        for part in kids[-7:]:
+        for part in kids[-5:]:
             if part is None:
                 continue
             value, window = part.value
@@ -196,12 +213,29 @@ class Builder(ExpressionRules):
                 if windows:
                     raise self.error("A query can have only one WINDOW clause", _start(window))
                 windows.append(window)
-        emit, emit_span = clauses.get("emit", (None, None))
         return make_select(
-            self._lines, s, e, items, table, clauses.get("where"), distinct, clauses.get("limit"),
-            emit, clauses.get("with", ()), joins, clauses.get("group", ()),
-            clauses.get("having"), windows[0] if windows else None, emit_span=emit_span,
+            self._lines, s, e, items, table, clauses.get("where"), distinct, None, None, (),
+            joins, clauses.get("group", ()), clauses.get("having"),
+            windows[0] if windows else None, (), (), clauses.get("partition", ()),
         )  # fmt: skip
+
+    def union_branch(self, kids: Kids, s: int, e: int) -> a.Select:
+        return kids[2]  # type: ignore[no-any-return]
+
+    def ctes(self, kids: Kids, s: int, e: int) -> Part:
+        ctes = tuple(_nodes(kids))
+        seen: set[str] = set()
+        for cte in ctes:
+            if cte.name in seen:
+                raise self.error(f"WITH defines '{cte.name}' twice", _start(cte))
+            seen.add(cte.name)
+        return Part("ctes", ctes)
+
+    def cte(self, kids: Kids, s: int, e: int) -> a.Cte:
+        return a.Cte(kids[0].value, kids[3], span=self.span(s, e))
+
+    def partition_part(self, kids: Kids, s: int, e: int) -> Part | None:
+        return Part("partition", (tuple(_nodes(kids)), None)) if kids else None
 
     def select_items(self, kids: Kids, s: int, e: int) -> tuple[a.SelectItem, ...]:
         return tuple(_nodes(kids))
@@ -210,7 +244,10 @@ class Builder(ExpressionRules):
         expr = kids[0]
         if isinstance(expr, a.Star):
             raise self.error("'*' cannot be used in an expression", s, "*")
-        alias = kids[2].value if len(kids) > 2 and type(kids[1]) is Token else None
+        # kids: expr [[AS] IDENT] [primary_key]
+        alias = None
+        if len(kids) > 1 and type(kids[1]) is Token:
+            alias = kids[1].value if kids[1].type == "IDENT" else kids[2].value
         return make_item(self._lines, s, e, expr, alias, type(kids[-1]) is Part)
 
     def select_star(self, kids: Kids, s: int, e: int) -> a.SelectItem:
@@ -230,16 +267,29 @@ class Builder(ExpressionRules):
     def table(self, kids: Kids, s: int, e: int) -> a.TableRef:
         return make_table(self._lines, s, e, kids[0].value)
 
+    def derived_table(self, kids: Kids, s: int, e: int) -> a.TableRef:
+        return make_table(self._lines, s, e, kids[-1].value, None, kids[1])
+
     def join(self, kids: Kids, s: int, e: int) -> a.Join:
-        kind, table, on = kids[0].value, kids[2], kids[4]
-        within = kids[5].value if len(kids) > 5 else None
-        return make_join(self._lines, s, e, kind, table, on, within)
+        # kids: kind JOIN table [within] ON expr [within]
+        kind, table = kids[0].value, kids[2]
+        withins = [k for k in kids[3:] if type(k) is Part]
+        if len(withins) > 1:
+            raise self.error("A JOIN can have only one WITHIN", _start(withins[1].value[0]))
+        on = kids[5] if withins and type(kids[3]) is Part else kids[4]
+        within, after, grace = withins[0].value if withins else (None, None, None)
+        return make_join(self._lines, s, e, kind, table, on, within, after, grace)
 
     def join_kind(self, kids: Kids, s: int, e: int) -> Part:
         return Part("kind", kids[0].value.lower() if kids else "inner")
 
     def within(self, kids: Kids, s: int, e: int) -> Part:
-        return Part("within", kids[1])
+        grace = kids[2].value if len(kids) > 2 else None
+        return Part("within", (kids[1], None, grace))
+
+    def within_range(self, kids: Kids, s: int, e: int) -> Part:
+        grace = kids[6].value if len(kids) > 6 else None
+        return Part("within", (kids[2], kids[4], grace))
 
     def window_part(self, kids: Kids, s: int, e: int) -> Part | None:
         return Part("window_only", (None, kids[0])) if kids else None

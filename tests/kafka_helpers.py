@@ -23,16 +23,21 @@ async def create_topic(brokers: str, name: str, partitions: int = 1) -> None:
 
 
 async def produce(brokers: str, topic: str, values: Iterable[Any], keys: Iterable[bytes | None] | None = None,
-                  raw: bool = False) -> None:
-    """Produce ``values`` (JSON-encoded unless ``raw``) and wait for every acknowledgement."""
+                  raw: bool = False, partitions: Iterable[int] | None = None) -> None:
+    """Produce ``values`` (JSON-encoded unless ``raw``) and wait for every acknowledgement.
+
+    ``partitions``, when given, names each record's partition (else the key decides).
+    """
     producer = AIOKafkaProducer(bootstrap_servers=brokers, linger_ms=5)
     await producer.start()
     try:
         key_list = list(keys) if keys is not None else None
+        part_list = list(partitions) if partitions is not None else None
         futures = []
         for i, value in enumerate(values):
             payload = value if raw else orjson.dumps(value)
-            futures.append(await producer.send(topic, payload, key=key_list[i] if key_list else None))
+            futures.append(await producer.send(topic, payload, key=key_list[i] if key_list else None,
+                                               partition=part_list[i] if part_list else None))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -63,6 +63,22 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """Where a source stands in its partitions, as of its last read: what watermarks wait for.
+
+    ``partitions`` are the stream partitions it reads, by (input index, partition); ``behind`` are
+    those with records not handed out yet — their position is below the high watermark, or their
+    end is not known yet. A partition that is behind is never idle, however long it is silent (it
+    is only waiting for its turn in a backlog), and one not seen yet that is behind holds the
+    watermark back until its first records arrive. Tables are in neither: their records never move
+    a watermark.
+    """
+
+    partitions: frozenset[tuple[int, int]]
+    behind: frozenset[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class PositionReset:
     """A source found saved positions that do not fit its topic, and reads on from ``auto.offset.reset``.
 
@@ -131,6 +147,11 @@ class Source(ABC):
         and drops operator state that the positions no longer match.
         """
         return []
+
+    def progress(self) -> SourceProgress | None:
+        """Which partitions are behind, as of the last ``read`` (None: the source cannot tell, so a
+        watermark goes by silence alone)."""
+        return None
 
     def pause(self) -> None:  # noqa: B027 - optional
         """Stop fetching without leaving the consumer group."""

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Batch, Headers, OutputRow, PositionReset, Positions, Record, Sink, Source
+from .base import Batch, Headers, OutputRow, PositionReset, Positions, Record, Sink, Source, SourceProgress
 
 
 class MemorySource(Source):
@@ -22,6 +22,7 @@ class MemorySource(Source):
         self.bounded = bounded
         self._records = list(records)
         self._pos = 0
+        self._last: dict[int, int] | None = None
         self.committed: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
@@ -39,6 +40,13 @@ class MemorySource(Source):
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         self.committed.update(offsets)
+
+    def progress(self) -> SourceProgress:
+        """Its records' partitions; those with records not handed out yet are behind."""
+        if self._last is None:  # each partition's last record's index, once (records are fixed)
+            self._last = {r.partition: i for i, r in enumerate(self._records)}
+        return SourceProgress(frozenset((0, p) for p in self._last),
+                              frozenset((0, p) for p, i in self._last.items() if i >= self._pos))
 
     @property
     def at_end(self) -> bool:
@@ -139,6 +147,19 @@ class MergedSource(Source):
     def take_resets(self) -> list[PositionReset]:
         """Every input's resets, each tagged with its input index."""
         return [dataclasses.replace(r, input=i) for i, s in enumerate(self.sources) for r in s.take_resets()]
+
+    def progress(self) -> SourceProgress | None:
+        """Every stream input's progress under its own index (tables move no watermark: left out)."""
+        parts: set[tuple[int, int]] = set()
+        behind: set[tuple[int, int]] = set()
+        told = False
+        for i, s in enumerate(self.sources):
+            mine = None if i in self._tables else s.progress()
+            if mine is not None:
+                told = True
+                parts.update((i, p) for _, p in mine.partitions)
+                behind.update((i, p) for _, p in mine.behind)
+        return SourceProgress(frozenset(parts), frozenset(behind)) if told else None
 
     def pause(self) -> None:
         for s in self.sources:

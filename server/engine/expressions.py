@@ -82,13 +82,16 @@ def _in(x: Any, items: tuple[Any, ...]) -> bool | None:
 
 
 def _subscript(v: Any, i: Any) -> Any:
-    """``a[i]`` (arrays 1-based; out of range is NULL) or ``m['k']`` (missing key is NULL)."""
+    """``a[i]`` (arrays 1-based, negative from the end as in ksqlDB and DuckDB: ``a[-1]`` is the
+    last element; 0 and out of range are NULL) or ``m['k']`` (missing key is NULL)."""
     if v is None or i is None:
         return None
     if isinstance(v, list):
         if isinstance(i, bool) or not isinstance(i, int):
             raise TypeError(f"array index must be an integer, got {i!r}")
-        return v[i - 1] if 1 <= i <= len(v) else None
+        if i > 0:
+            return v[i - 1] if i <= len(v) else None
+        return v[i] if i < 0 and -i <= len(v) else None
     if isinstance(v, dict):
         return v.get(str(i))
     raise TypeError(f"cannot subscript a {type(v).__name__}")
@@ -123,18 +126,26 @@ def _extract(unit: str, ts: Any) -> Any:
     return int(value)
 
 
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """The regular expression of a SQL LIKE pattern (``%`` any run, ``_`` one character)."""
+def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
+    """The regular expression of a SQL LIKE pattern (``%`` any run, ``_`` one character; after
+    the ``escape`` character, if any, the next character stands for itself)."""
     out = []
-    for ch in pattern:
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == escape:
+            nxt = next(chars, None)
+            if nxt is None:  # as DuckDB and PostgreSQL: an escape must escape something
+                raise ValueError(f"LIKE pattern {pattern!r} ends with its ESCAPE character")
+            out.append(re.escape(nxt))
+        else:
+            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
     return re.compile("".join(out), re.DOTALL)
 
 
-def _like(x: Any, pattern: Any) -> bool | None:
+def _like(x: Any, pattern: Any, escape: str | None = None) -> bool | None:
     if x is None or pattern is None:
         return None
-    return like_regex(str(pattern)).fullmatch(str(x)) is not None
+    return like_regex(str(pattern), escape).fullmatch(str(x)) is not None
 
 
 class SubqueryResult:
@@ -426,11 +437,16 @@ class ExprCompiler:
     def _like(self, node: ast.Like) -> str:
         operand = self.compile(node.operand)
         if isinstance(node.pattern, ast.Literal) and isinstance(node.pattern.value, str):
-            ref = self.bind(like_regex(node.pattern.value), "_re")
+            try:
+                regex = like_regex(node.pattern.value, node.escape)
+            except ValueError as exc:
+                raise error(str(exc), node.pattern) from None
+            ref = self.bind(regex, "_re")
             t = self._temp()
             code = f"(None if ({t} := {operand}) is None else {ref}.fullmatch(str({t})) is not None)"
         else:
-            code = f"_like({operand}, {self.compile(node.pattern)})"
+            escape = "" if node.escape is None else f", {node.escape!r}"
+            code = f"_like({operand}, {self.compile(node.pattern)}{escape})"
         return self._negate(code) if node.negated else code
 
     def _case(self, node: ast.Case) -> str:

@@ -2,18 +2,25 @@
 
 The watermark is tracked per (input, partition): each keeps the maximum event time seen; the job's
 watermark is the minimum over the partitions that are not idle, minus the allowed out-of-orderness.
-A partition that has sent nothing for ``idle_timeout`` (on the driver's clock, passed in with each
-batch and tick) stops holding the watermark back;
-partitions not seen yet hold it for ``idle_timeout`` after the first record (they may be late to
-start), so the watermark only advances once that warm-up has passed.
+
+Idleness comes from being caught up, not from a pause between fetches: the driver passes the
+source's progress (which partitions are behind their end) with each batch and tick, and only a
+partition that is caught up and has sent nothing for ``idle_timeout`` (on the driver's clock) stops
+holding the watermark back. A partition that is behind is never idle — in a backlog read in chunks
+it is only waiting for its turn — and one not seen yet that is behind holds the watermark until its
+first records come. A caught-up partition not seen yet (nothing written to it so far) holds it for
+``idle_timeout`` after the first record: it may be about to start. Without progress (a driver that
+cannot tell) silence alone decides, and every partition not seen yet gets that warm-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
+from ..connectors.base import SourceProgress
 from .types import CastError, parse_timestamp
 
 NO_WATERMARK = -(2**62)
@@ -65,10 +72,12 @@ class Watermarks:
     operator with the ``now_ms`` its driver passed to ``process`` or ``tick``) moves it forward, and
     every mark (a partition last seen, the first record) is a reading of it. A driver that passes no
     time (a test feeding batches) keeps the clock where it is, so nothing goes idle by itself.
+    ``follow(progress)`` (once per batch or tick, from the driver's source) says which partitions
+    there are and which still have records to come.
     """
 
-    __slots__ = ("_rebase", "current", "idle_timeout", "last_seen", "maxes", "now", "out_of_orderness",
-                 "started")
+    __slots__ = ("_behind", "_open", "_parts", "_rebase", "current", "idle_timeout", "last_seen", "maxes",
+                 "now", "out_of_orderness", "started")
 
     def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int) -> None:
         self.out_of_orderness = out_of_orderness_ms
@@ -79,6 +88,11 @@ class Watermarks:
         self.started: int | None = None  # the clock at the first record
         self.now = 0  # the driver's clock (ms), as last given
         self._rebase = False  # restored marks count from the next clock reading (load_state)
+        self._parts: frozenset[Any] | None = None  # every partition of the source (None: not told)
+        self._behind: frozenset[Any] = frozenset()  # those with records still to come
+        # Whether a record may move the watermark: no partition not seen yet holds it (see _reopen).
+        # Kept up to date per batch and per new partition, so observe() tests one flag per record.
+        self._open = not idle_timeout_ms
 
     def at(self, now_ms: int | None) -> None:
         """Move the clock to the driver's ``now_ms`` (None: time does not advance; never backwards)."""
@@ -95,6 +109,32 @@ class Watermarks:
             self.now = now_ms
         elif now_ms > self.now:
             self.now = now_ms
+        self._reopen()
+
+    def follow(self, progress: SourceProgress | None) -> None:
+        """The source's progress (once per batch or tick), for a watermark keyed by partition id.
+
+        An aggregate's records carry their partition only, whichever input they came from (after a
+        join, either side's): a partition id is behind when it is behind in any input.
+        """
+        if progress is not None:
+            self._follow({p for _, p in progress.partitions}, {p for _, p in progress.behind})
+
+    def follow_sides(self, progress: SourceProgress | None, self_join: bool) -> None:
+        """The source's progress, for a watermark keyed by (side, partition): a stream-stream join's,
+        whose side is its input (a self-join reads input 0 for both sides)."""
+        if progress is None:
+            return
+        if self_join:
+            self._follow({(s, p) for s in (0, 1) for _, p in progress.partitions},
+                         {(s, p) for s in (0, 1) for _, p in progress.behind})
+        else:
+            self._follow(progress.partitions, progress.behind)
+
+    def _follow(self, partitions: AbstractSet[Any], behind: AbstractSet[Any]) -> None:
+        self._parts = frozenset(partitions)
+        self._behind = frozenset(behind)
+        self._reopen()
 
     def observe(self, partition: Any, et: int) -> int:
         """Record an event time; returns the (possibly advanced) watermark."""
@@ -102,21 +142,30 @@ class Watermarks:
         old = maxes.get(partition)
         if old is None or et > old:
             maxes[partition] = et
-            if self.started is None:
-                self.started = self.now
+            if old is None:  # a partition's first record: the warm-up starts, a hold may end
+                if self.started is None:
+                    self.started = self.now
+                self._reopen()
             # _recompute() without idle partitions, inlined: operators call this for every record, and
             # in an in-order stream nearly every record raises its partition's maximum.
-            if not self.idle_timeout or self.now - self.started >= self.idle_timeout:
+            if self._open:
                 wm = (et if len(maxes) == 1 else min(maxes.values())) - self.out_of_orderness
                 if wm > self.current:  # watermarks never go back
                     self.current = wm
         return self.current
 
     def touch(self, partitions: Any) -> None:
-        """Mark partitions as active at the current clock (once per batch, not per record)."""
+        """Mark partitions as active at the current clock (once per batch, not per record).
+
+        With the source's progress known, idle partitions then leave the minimum at once: a caught-up
+        partition that fell silent must not hold the watermark while the others stream on (without
+        progress that waits for a tick, when the driver reads nothing).
+        """
         now = self.now
         for p in partitions:
             self.last_seen[p] = now
+        if self._parts is not None:
+            self._recompute(now)
 
     def idle(self, now_ms: int | None = None) -> int:
         """Advance the clock to ``now_ms``, drop idle partitions from the minimum; returns the watermark."""
@@ -129,7 +178,8 @@ class Watermarks:
 
         Clock marks mean nothing to another process's clock, so they are kept as ages; ``load_state``
         counts them from its processor's first clock reading: time while the job was stopped is not
-        silence of a partition (nothing was reading it).
+        silence of a partition (nothing was reading it). The source's progress is not kept: the
+        driver gives it again with its first batch.
         """
         now = self.now
         return {
@@ -152,19 +202,33 @@ class Watermarks:
         self.last_seen = {_key(p): now - int(a) for p, a in seen}
         self.started = None if age is None else now - int(age)
         self._rebase = True
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Work out whether a record may move the watermark now (``_open``).
+
+        It may not while a partition not seen yet holds it: one that is behind (its records are on
+        the way), or one within the warm-up (``idle_timeout`` after the first record: it may start
+        any moment). Without the source's progress every partition not seen yet is within the warm-up.
+        """
+        warm = bool(self.idle_timeout) and (self.started is None or self.now - self.started < self.idle_timeout)
+        parts = self._parts
+        if parts is None:
+            self._open = not warm
+        else:
+            maxes, behind = self.maxes, self._behind
+            self._open = not any(p not in maxes and (warm or p in behind) for p in parts)
 
     def _recompute(self, now: int) -> None:
-        if not self.maxes:
-            return
-        # Partitions not heard from yet are not idle until idle_timeout has passed since the first
-        # record: until then they may still bring older records, so the watermark waits.
-        if self.idle_timeout and self.started is not None and now - self.started < self.idle_timeout:
-            return
-        values = self.maxes.values()
-        if len(self.maxes) > 1:
-            limit = now - self.idle_timeout
-            active = [m for p, m in self.maxes.items() if self.last_seen.get(p, now) >= limit]
-            values = active or [max(self.maxes.values())]  # type: ignore[assignment]
+        maxes = self.maxes
+        if not maxes or not self._open:
+            return  # nothing seen yet, or a partition not seen yet holds the watermark
+        values = maxes.values()
+        if len(maxes) > 1 or self._parts is not None:
+            # Idle: silent for longer than idle_timeout and (when the source says) caught up.
+            limit, seen, behind = now - self.idle_timeout, self.last_seen, self._behind
+            active = [m for p, m in maxes.items() if p in behind or seen.get(p, now) >= limit]
+            values = active or [max(maxes.values())]  # type: ignore[assignment]
         wm = min(values) - self.out_of_orderness
         if wm > self.current:  # watermarks never go back
             self.current = wm

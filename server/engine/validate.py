@@ -9,6 +9,7 @@ window and EMIT rules, join keys.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -562,6 +563,12 @@ def check_functions(expr: Any) -> None:
                 raise error(f"{node.name} cannot be used with OVER", node)
             if fn.kind == "analytic" and node.over is None:
                 raise error(f"{node.name} needs an OVER (...) clause", node)
+            if fn.kind == "aggregate" and n > 1 and node.over is None:
+                from .functions.aggregates import parameter_problem
+
+                problem = parameter_problem(fn.name, node.args)  # TOPK(x, 0): at compile time
+                if problem is not None:
+                    raise error(f"{fn.name}: {problem}", node)
 
 
 def unknown_function(node: ast.FunctionCall) -> SqlValidationError:
@@ -619,7 +626,14 @@ def check_select_rules(select: ast.Select) -> None:
         raise error("EMIT FINAL needs an aggregation (GROUP BY or a window)", select.emit_span or select)
     for j in select.joins:
         if j.within is not None:
-            check_interval(j.within, "WITHIN")
+            if j.within_after is None:
+                check_interval(j.within, "WITHIN")
+            else:  # WITHIN (before, after): either side may be 0, not both
+                before = check_interval(j.within, "WITHIN's before", allow_zero=True)
+                if before + check_interval(j.within_after, "WITHIN's after", allow_zero=True) == 0:
+                    raise error("WITHIN (before, after) needs a positive before or after", j.within)
+        if j.grace is not None:
+            check_interval(j.grace, "GRACE PERIOD", allow_zero=True)
     if select.limit is not None and select.limit < 0:
         raise error("LIMIT must not be negative", select)
 
@@ -655,3 +669,75 @@ def load_config_file(path: str, data_dir: Any, relation: str) -> dict[str, Any]:
             raise unknown(f"key in config_file '{path}'", k, RELATION_KEYS, None)
         out[k] = value
     return out
+
+
+# ksqlDB's pseudo columns, as the system columns Velo has under its own names
+PSEUDO_COLUMNS = {"rowtime": "_timestamp", "rowpartition": "_partition", "rowoffset": "_offset"}
+
+
+def check_query_shape(select: ast.Select) -> ast.Select:
+    """Refuse the query shapes the grammar accepts but the engine does not run yet, at the form's
+    position (``FROM (SELECT …)``, ``WITH … AS``, ``UNION ALL``, ``PARTITION BY``), in the query
+    and in its IN / EXISTS subqueries; return the query with ksqlDB's ``ROWTIME``,
+    ``ROWPARTITION`` and ``ROWOFFSET`` read as ``_timestamp``, ``_partition``, ``_offset`` (a bare
+    one as a select item keeps its name: ``SELECT rowtime`` gives a column ``rowtime``).
+
+    Called once, where compiling starts (compile.py ``compile_select``).
+    """
+    _refuse_shapes(select)
+    if not any(isinstance(n, ast.Column) and n.name in PSEUDO_COLUMNS for n in _deep_walk(select)):
+        return select  # the common case: nothing to rewrite
+    items = tuple(
+        dataclasses.replace(i, alias=i.expr.name)
+        if i.alias is None and isinstance(i.expr, ast.Column) and i.expr.name in PSEUDO_COLUMNS else i
+        for i in select.items
+    )
+    rewritten: ast.Select = _pseudo(dataclasses.replace(select, items=items))
+    return rewritten
+
+
+def _refuse_shapes(select: ast.Select) -> None:
+    if select.ctes:
+        raise error("WITH … AS (SELECT …) is not supported yet", select.ctes[0])
+    if select.union_all:
+        raise error("UNION ALL is not supported yet", select.union_all[0])
+    if select.from_.query is not None:
+        raise error("FROM (SELECT …) is not supported yet", select.from_)
+    for j in select.joins:
+        if j.table.query is not None:
+            raise error("JOIN (SELECT …) is not supported yet", j.table)
+    if select.partition_by:
+        raise error("PARTITION BY is not supported yet", select.partition_by[0])
+    for n in walk((select.items, select.where, select.group_by, select.having,
+                   tuple(j.on for j in select.joins))):
+        if isinstance(n, ast.InSubquery | ast.Exists):
+            _refuse_shapes(n.query)
+
+
+def _deep_walk(node: Any) -> Iterator[ast.Node]:
+    """Every node under ``node``, subqueries included."""
+    for n in walk(node):
+        yield n
+        if isinstance(n, ast.InSubquery | ast.Exists):
+            yield from _deep_walk(n.query)
+
+
+def _pseudo(node: Any) -> Any:
+    """``node`` with every pseudo column replaced (the same object where nothing changes)."""
+    if isinstance(node, ast.Column):
+        name = PSEUDO_COLUMNS.get(node.name)
+        return node if name is None else dataclasses.replace(node, name=name)
+    if isinstance(node, tuple):
+        items = tuple(_pseudo(x) for x in node)
+        return node if all(x is y for x, y in zip(items, node, strict=True)) else items
+    if not isinstance(node, ast.Node):
+        return node
+    changes = {}
+    for f in dataclasses.fields(node):
+        if f.name == "span":
+            continue
+        old = getattr(node, f.name)
+        new = _pseudo(old)
+        if new is not old:
+            changes[f.name] = new
+    return dataclasses.replace(node, **changes) if changes else node

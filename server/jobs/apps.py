@@ -67,7 +67,8 @@ class AppDeployer:
             raise BadRequestError("the application has no name: add '-- @app: name' or pass a name")
         if self.jobs_of(app_name):
             raise DuplicateJobError(f"an application named '{app_name}' is already deployed; stop it first")
-        job_statements = [s for s in app.statements if isinstance(s.statement, ast.CreateStreamAs | ast.StartJob)]
+        job_statements = [s for s in app.statements
+                          if isinstance(s.statement, ast.CreateStreamAs | ast.StartJob | ast.InsertSelect)]
         for stmt in app.statements:
             if stmt not in job_statements:
                 await self._run_catalog(stmt)

@@ -26,6 +26,7 @@ from ..connectors.inputs import input_source
 from ..connectors.kafka import KafkaAdmin, KafkaSink
 from ..engine.catalog import Catalog
 from ..engine.compile import InputSpec, compile_select
+from ..engine.compiler.sink import insert_columns, insert_target
 from ..engine.validate import check_job_properties, parse_duration, sink_keys, unknown
 from ..errors import (
     BadRequestError,
@@ -170,9 +171,18 @@ class MultiJobSqlServer:
         if not sql or not sql.strip():
             raise BadRequestError("the job's SQL is empty")
         stmt = statement if statement is not None else parse_statement(sql)
-        if not isinstance(stmt, ast.CreateStreamAs | ast.StartJob):
-            raise BadRequestError("a job needs a CREATE STREAM … AS SELECT or START JOB … AS SELECT statement")
-        job_name = (name if name is not None else stmt.name).strip().lower()
+        if not isinstance(stmt, ast.CreateStreamAs | ast.StartJob | ast.InsertSelect):
+            raise BadRequestError("a job needs a CREATE STREAM … AS SELECT, START JOB … AS SELECT or "
+                                  "INSERT INTO … SELECT statement")
+        insert = isinstance(stmt, ast.InsertSelect)
+        target = stmt.target if isinstance(stmt, ast.InsertSelect) else stmt.name
+        # An INSERT INTO job is named after its target unless the caller names it (POST /jobs' name): the
+        # first insert_<target>, the next insert_<target>_2 while that one runs, and so on.
+        job_name = (name if name is not None else f"insert_{target}" if insert else target).strip().lower()
+        if insert and name is None:
+            base, n = job_name, 2
+            while job_name in self._jobs and self._jobs[job_name].state in LIVE_STATES:
+                job_name, n = f"{base}_{n}", n + 1
         if not job_name:
             raise BadRequestError("the job's name is empty")
         if not NAME_RE.fullmatch(job_name):
@@ -182,16 +192,22 @@ class MultiJobSqlServer:
         nodes: dict[str, ast.Node] = {p.key.lower(): p for p in (*stmt.query.properties, *stmt.properties)
                                       if p.key.lower() not in overridden}
         props.update({k.lower(): v for k, v in (properties or {}).items()})
-        check_job_properties(stmt.query, props, nodes, sink_name=stmt.name, catalog=self.catalog,
+        check_job_properties(stmt.query, props, nodes, sink_name=target, catalog=self.catalog,
                              data_dir=self.config.data_dir)
-        own, _ = sink_keys(stmt.name, props)  # validated above
-        if str(own.get("type", "")).lower() == "file_sink":
+        own, _ = sink_keys(target, props)  # validated above
+        entry = self.catalog.get(target) if insert else None
+        if insert:
+            insert_target(target, entry, own, stmt)
+            sink_topic = entry.topic or target if entry is not None else target
+        elif str(own.get("type", "")).lower() == "file_sink":
             sink_topic = str(own["path"])  # shown as the job's sink; no topic is created
         else:
             sink_topic = str(props.get("output.topic") or props.get("kafka_topic") or own.get("topic")
-                             or own.get("topic.name") or stmt.name)
+                             or own.get("topic.name") or target)
         query = compile_select(stmt.query, catalog=self.catalog, properties=props,
-                               data_dir=self.config.data_dir, sink_name=stmt.name)
+                               data_dir=self.config.data_dir, sink_name=target)
+        if entry is not None and entry.columns:
+            insert_columns(target, entry.column_names(), [c.name for c in query.plan.columns], stmt.query)
         return JobSpec(
             name=job_name,
             sql=sql,
@@ -205,6 +221,7 @@ class MultiJobSqlServer:
             batch_timeout_ms=parse_duration(props.get("batch.timeout", 100), "batch.timeout"),
             snapshot_interval_ms=parse_duration(props.get("state.snapshot.interval", 5000),
                                                 "state.snapshot.interval"),
+            insert=insert,
         )
 
     async def deploy_job(
@@ -235,11 +252,13 @@ class MultiJobSqlServer:
         (the job's parsed statement) places an unknown stream's error at its FROM/JOIN; with it (a
         deploy, not a restore) an undeclared source's columns are checked against its records.
         """
-        if prepare and isinstance(statement, ast.CreateStreamAs | ast.StartJob):
+        if prepare and isinstance(statement, ast.CreateStreamAs | ast.StartJob | ast.InsertSelect):
             # Before the lock: it reads the topic, and other deploys need not wait for that.
             await check_inferred_columns(self.config.brokers, statement.query, spec.query,
                                          catalog=self.catalog, properties=spec.properties,
-                                         data_dir=self.config.data_dir, sink_name=statement.name)
+                                         data_dir=self.config.data_dir,
+                                         sink_name=statement.target if isinstance(statement, ast.InsertSelect)
+                                         else statement.name)
         async with self._lock:
             existing = self._jobs.get(spec.name)
             if existing is not None and existing.state in LIVE_STATES:
@@ -276,6 +295,10 @@ class MultiJobSqlServer:
                               statement: ast.Statement | None = None) -> None:
         try:
             missing = await self._ensure_topics(spec, policy)
+            if missing is not None and missing.role == "insert":
+                topics = [t for t in await self.admin.list_topics() if not t.startswith("_")]
+                raise unknown("stream or topic to INSERT INTO", missing.topic,
+                              [*self.catalog.names(), *topics], statement)
             if missing is not None:
                 topics = [t for t in await self.admin.list_topics() if not t.startswith("_")]
                 raise unknown("stream or topic", missing.topic, [*self.catalog.names(), *topics],
@@ -296,7 +319,11 @@ class MultiJobSqlServer:
             return missing[0]
         partitions = next((n for n in counts if n is not None), 4)
         target = spec.query.sink
-        if target is None or target.kind == "kafka":
+        if spec.insert:  # INSERT INTO writes into a topic that is there: it is never created
+            admin = self._admin_for(target.bootstrap_servers if target is not None else None)
+            if await admin.partition_count(spec.sink_topic) is None:
+                return InputSpec(spec.name, spec.sink_topic, role="insert")
+        elif target is None or target.kind == "kafka":
             admin = self._admin_for(target.bootstrap_servers if target is not None else None)
             await admin.ensure_topic(spec.sink_topic, partitions)
         if policy.uses_dlq:

@@ -88,4 +88,6 @@ class JobSpec:
     batch_size: int = 2000
     batch_timeout_ms: int = 100
     snapshot_interval_ms: int = 5000  # 'state.snapshot.interval'
+    # INSERT INTO: the sink is an existing stream or topic (never created; a job waits for it on restore).
+    insert: bool = False
 

@@ -187,12 +187,13 @@ class QueryManager:
                     delay_header = False
                     yield _header(query, compiled)
                 now_ms = int(time.monotonic() * 1000)  # the processor's clock: it reads none itself
+                progress = source.progress()  # only caught-up partitions may go idle
                 if batch.records:
-                    emitted = processor.process(batch.records, getattr(source, "last_index", 0), now_ms)
+                    emitted = processor.process(batch.records, getattr(source, "last_index", 0), now_ms, progress)
                 elif source.at_end:
                     emitted = processor.finish()
                 else:
-                    emitted = processor.tick(now_ms)
+                    emitted = processor.tick(now_ms, progress)
                 rows = emitted.rows
                 if limit is not None:
                     rows = rows[: limit - query.rows_sent]

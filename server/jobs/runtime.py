@@ -313,18 +313,21 @@ class JobRuntime:
                 processor = self._reset_while_running(resets, processor)
             started = time.perf_counter()
             self._state.begin_batch()
+            # Which partitions are still behind their end: only caught-up ones may go idle (a watermark
+            # must not run ahead of partitions that are merely waiting for their turn in a backlog).
+            progress = source.progress()
             if batch.records:
                 # A merged (multi-input) source says which input the batch came from.
                 self._input_index = getattr(source, "last_index", 0)
                 # The processor's clock (idle partitions, watched files) is this driver's: it reads none.
-                emitted = processor.process(batch.records, self._input_index, int(time.monotonic() * 1000))
+                emitted = processor.process(batch.records, self._input_index, int(time.monotonic() * 1000), progress)
             elif source.at_end:
                 # finish() closes what is open; the batch is never marked delivered, so that state is not snapshotted.
                 await self._deliver(processor.finish(), batch, processor)
                 await self._commit()
                 return
             else:
-                emitted = processor.tick(int(time.monotonic() * 1000))
+                emitted = processor.tick(int(time.monotonic() * 1000), progress)
                 if self._uncommitted:
                     await self._commit()  # idle: no reason to hold offsets back
             await self._deliver(emitted, batch, processor)

@@ -66,6 +66,9 @@ class StatementExecutor:
                                     job.spec.query.output_schema)
             return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}",
                     "job": job_view(job)}
+        if isinstance(stmt, ast.InsertSelect):  # a job writing into an existing stream: nothing is registered
+            job = await self.manager.deploy_job(sql, properties=properties, statement=stmt)
+            return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}", "job": job_view(job)}
         if isinstance(stmt, ast.ShowJobs):
             rows = []
             for job in self.manager.list_jobs(stmt.like):
@@ -85,7 +88,7 @@ class StatementExecutor:
             return {"type": "job", "message": f"Job '{job.name}' is {job.state.value}", "job": job_view(job)}
         if isinstance(stmt, ast.ShowStatus):
             view = job_view(self.manager.get_job(stmt.name), detail=True)
-            rows = [[k, _cell(v)] for k, v in view.items() if k not in ("generated_code", "history")]
+            rows = [[k, _cell(v)] for k, v in view.items() if k not in ("generated_code", "history", "plan_tree")]
             rows += [[f"history[{i}]", f"{h['at']} {h['state']} ({h['reason']})"]
                      for i, h in enumerate(view["history"])]
             return {"type": "rows", "message": f"status of job '{stmt.name}'", "columns": ["field", "value"],

@@ -46,6 +46,8 @@ def job_view(job: JobRuntime, detail: bool = False) -> dict[str, Any]:
     if detail:
         view["partitions"] = job.partitions()
         view["plan"] = spec.query.plan.describe()
+        tree = spec.query.plan.tree  # the plan tree as JSON (engine/plan.py), which the web console draws
+        view["plan_tree"] = tree.to_dict() if tree is not None else None
         view["generated_code"] = spec.query.source_code
     return view
 

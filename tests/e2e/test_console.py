@@ -217,7 +217,9 @@ def test_pause_resume_and_stop_from_the_page_change_the_state_on_the_server_and_
         expect(page.locator(".code-sql .t-kw").first).to_have_text("CREATE")
         expect(page.locator("#plan-tree .plan-box[data-kind=Source]")).to_contain_text(source)
         expect(page.locator("#plan-tree .plan-box[data-kind=Sink]")).to_contain_text(name)
-        expect(page.locator("#plan-tree .plan-box[data-kind=Filter]")).to_be_visible()
+        expect(page.locator("#plan-tree .plan-box[data-kind=Filter]")).to_contain_text("id >= 0")
+        # Drawn from the job's plan_tree (engine/plan.py): every node with its changelog mode.
+        expect(page.locator("#plan-tree .plan-box[data-kind=Project] .plan-mode")).to_have_text("append-only")
         expect(page.locator("#history")).to_contain_text("paused")
 
         page.locator("button[data-action=resume]").click()

@@ -530,13 +530,23 @@ async def latest_by_key(brokers: str, topic: str, key: str, timeout: float = 30.
 
 
 async def topic_end(brokers: str, topic: str) -> int:
-    """How many records ``topic`` holds (its end offsets summed)."""
+    """How many records ``topic`` holds: its partitions' fetch high watermarks, summed.
+
+    Not ListOffsets (``end_offsets``): the embedded broker answers the last batch's first offset + 1
+    there, fewer than the topic holds.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=brokers)
     await consumer.start()
     try:
         await consumer.topics()
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum((await consumer.end_offsets(parts)).values())
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        deadline = time.monotonic() + 10
+        while any(consumer.highwater(tp) is None for tp in parts):
+            assert time.monotonic() < deadline, f"no high watermark for every partition of {topic}"
+            await consumer.getmany(*parts, timeout_ms=100)
+        return sum(consumer.highwater(tp) for tp in parts)
     finally:
         await consumer.stop()
 

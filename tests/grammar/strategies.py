@@ -1,12 +1,14 @@
 """Hypothesis strategies for Velo's AST: every statement, clause, expression and type.
 
 They generate exactly the ASTs the parser can produce (see the conventions in ast.py): folded or
-oddly-cased identifiers, upper-case function names, signs folded into number literals, no
-``FieldAccess`` on a bare column, a WITH on the statement rather than on a job's query.
+oddly-cased identifiers, upper-case function names, signs folded into number literals, a WITH on
+the statement rather than on a job's query, EMIT / LIMIT / WITH only on a whole query (not on its
+UNION ALL branches), GRACE PERIOD and WITHIN's second duration only with a WITHIN.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import strategies as st
@@ -84,7 +86,6 @@ def _extend(inner: st.SearchStrategy[a.Expr]) -> st.SearchStrategy[a.Expr]:
                   st.none() | overs),
     )  # fmt: skip
     ops = st.sampled_from(["+", "-", "*", "/", "%", "||", "=", "!=", "<", "<=", ">", ">=", "AND", "OR"])
-    not_bare_column = inner.filter(lambda e: not (type(e) is a.Column and e.qualifier is None))
     return st.one_of(
         st.builds(a.BinaryOp, ops, inner, inner),
         st.builds(a.UnaryOp, st.just("NOT"), inner),
@@ -94,12 +95,12 @@ def _extend(inner: st.SearchStrategy[a.Expr]) -> st.SearchStrategy[a.Expr]:
         st.builds(a.IsNull, inner, st.booleans()),
         st.builds(a.Between, inner, inner, inner, st.booleans()),
         st.builds(a.InList, inner, _tuple(inner, 1), st.booleans()),
-        st.builds(a.Like, inner, inner, st.booleans()),
+        st.builds(a.Like, inner, inner, st.booleans(), st.none() | st.text(min_size=1, max_size=1)),
         st.builds(a.Case, _tuple(st.builds(a.WhenClause, inner, inner), 1), st.none() | inner,
                   st.none() | inner),
         st.builds(a.Cast, inner, data_types()),
         st.builds(a.Subscript, inner, inner),
-        st.builds(a.FieldAccess, not_bare_column, NAMES),
+        st.builds(a.FieldAccess, inner, NAMES),  # on a bare column it is written s->f
         st.builds(a.ArrayLiteral, _tuple(inner)),
         st.builds(a.Extract, st.sampled_from(sorted(EXTRACT_UNITS)), inner),
         calls,
@@ -124,27 +125,56 @@ select_items = st.one_of(
     st.builds(a.SelectItem, expressions, st.none() | NAMES, st.booleans()),
     st.builds(a.SelectItem, st.builds(a.Star, st.none() | NAMES)),
 )
-joins = st.builds(
-    a.Join, st.sampled_from(["inner", "left", "right", "full"]), table_refs, expressions,
-    st.none() | intervals,
-)  # fmt: skip
+
+
+def _joins(tables: st.SearchStrategy[a.TableRef]) -> st.SearchStrategy[a.Join]:
+    return st.builds(
+        a.Join, st.sampled_from(["inner", "left", "right", "full"]), tables, expressions,
+        st.none() | intervals, st.none() | intervals, st.none() | intervals,
+    ).filter(lambda j: j.within is not None or (j.within_after is None and j.grace is None))  # fmt: skip
+
+
+joins = _joins(table_refs)
+
+
+def _cores(tables: st.SearchStrategy[a.TableRef]) -> st.SearchStrategy[a.Select]:
+    """SELECT … up to HAVING: a UNION ALL branch (no EMIT, LIMIT or properties of its own)."""
+    return st.builds(
+        a.Select,
+        items=_tuple(select_items, 1),
+        from_=tables,
+        where=st.none() | expressions,
+        distinct=st.booleans(),
+        joins=_tuple(_joins(tables), 0, 2),
+        group_by=_tuple(expressions),
+        having=st.none() | expressions,
+        window=st.none() | windows,
+        partition_by=_tuple(expressions),
+    )
+
+
+plain_cores = _cores(table_refs)
+# derived tables, CTEs and union branches are one level deep (plain queries), to keep examples small
+derived_tables = st.builds(a.TableRef, NAMES, st.none(), st.none() | plain_cores)
+ctes = st.lists(st.builds(a.Cte, NAMES, plain_cores), max_size=2, unique_by=lambda c: c.name).map(tuple)
 
 
 def selects(with_properties: bool = True) -> st.SearchStrategy[a.Select]:
     return st.builds(
-        a.Select,
-        items=_tuple(select_items, 1),
-        from_=table_refs,
-        where=st.none() | expressions,
-        distinct=st.booleans(),
-        limit=st.none() | NONNEG_INT,
-        emit=st.sampled_from([None, "changes", "final"]),
-        properties=_tuple(properties) if with_properties else st.just(()),
-        joins=_tuple(joins, 0, 2),
-        group_by=_tuple(expressions),
-        having=st.none() | expressions,
-        window=st.none() | windows,
+        _whole_query,
+        _cores(derived_tables),
+        ctes,
+        _tuple(plain_cores, 0, 2),  # type: ignore[arg-type]
+        st.none() | NONNEG_INT,
+        st.sampled_from([None, "changes", "final"]),
+        _tuple(properties) if with_properties else st.just(()),  # type: ignore[arg-type]
     )
+
+
+def _whole_query(first: a.Select, ctes: tuple[a.Cte, ...], union_all: tuple[a.Select, ...],
+                 limit: int | None, emit: str | None, properties: tuple[a.Property, ...]) -> a.Select:
+    return dataclasses.replace(first, ctes=ctes, union_all=union_all, limit=limit, emit=emit,
+                               properties=properties)  # fmt: skip
 
 
 # subqueries inside expressions (IN / EXISTS) use a small SELECT to keep examples readable

@@ -83,7 +83,7 @@ def test_errors_name_the_statement_and_its_line() -> None:
     text = "SHOW JOBS;\n-- @name: bad\nSTART JOB bad AS\nSELECT id FORM src;"
     with pytest.raises(SqlSyntaxError) as info:
         parse_app(text)
-    assert (info.value.statement, info.value.line, info.value.column) == (2, 4, 11)
+    assert (info.value.statement, info.value.line, info.value.column) == (2, 4, 16)  # at `src`: FORM reads as an alias
 
 
 def test_bad_property_annotation() -> None:

@@ -11,8 +11,8 @@ from velo.grammar import SqlError, SqlSyntaxError, SqlValidationError, parse, pa
 # (statement, message, line, column) — the same table is in docs/grammar.md
 ERRORS: list[tuple[str, str, int, int]] = [
     ('SELECT a FORM t',
-     "Expected FROM or a comma after the select list, found 'FORM'; did you mean FROM?",
-     1, 10),
+     "Expected FROM or a comma after the select list, found 't'; did you mean FROM instead of 'FORM'?",
+     1, 15),
     ('SELCT a FROM t',
      "Expected a statement (SELECT, CREATE, INSERT, START, SHOW, STOP, DROP, DESCRIBE, "
      "...), found 'SELCT'; did you mean SELECT?",
@@ -21,14 +21,14 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Expected an expression after ',', found 'FROM'",
      1, 11),
     ('SELECT a FROM',
-     'Statement ended too early: expected an identifier after FROM',
+     "Statement ended too early: expected an identifier or '(' after FROM",
      1, 14),
     ('SELECT a FROM t WHERE',
      'Statement ended too early: expected an expression after WHERE',
      1, 22),
     ('SELECT a FROM t WHRE x > 1',
-     "Expected EMIT, FULL, GROUP, HAVING, INNER, JOIN, LEFT, LIMIT, RIGHT, WHERE, WINDOW or "
-     "WITH after 'WHRE', found 'x'; did you mean WHERE instead of 'WHRE'?",
+     "Expected EMIT, FULL, GROUP, HAVING, INNER, JOIN, LEFT, LIMIT, PARTITION, RIGHT, UNION, "
+     "WHERE, WINDOW or WITH after 'WHRE', found 'x'; did you mean WHERE instead of 'WHRE'?",
      1, 22),
     ("SELECT a FROM t WHERE x = 'abc",
      'Unclosed string literal: the quote at line 1, column 27 is never closed',
@@ -57,9 +57,9 @@ ERRORS: list[tuple[str, str, int, int]] = [
     ('SELECT (a + 1 FROM t',
      "Expected ')' after '1', found 'FROM'",
      1, 15),
-    ('SELECT a b FROM t',
-     "Expected FROM or a comma after the select list, found 'b'",
-     1, 10),
+    ('SELECT a b c FROM t',
+     "Expected FROM or a comma after the select list, found 'c'",
+     1, 12),
     ('SELECT a FROM t WHERE a BETWEEN 1',
      "Statement ended too early: expected AND after '1'",
      1, 34),
@@ -76,7 +76,7 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Unexpected '${': variables are substituted only in application files",
      1, 27),
     ('SELECT a FROM t JOIN u t.k = u.k',
-     "Expected AS, ON or an identifier after 'u', found 't.k'",
+     "Expected AS, ON, WITHIN or an identifier after 'u', found 't.k'",
      1, 24),
     ("SELECT a FROM t WITH ('k' 'v')",
      'Expected \'=\' after "\'k\'", found "\'v\'"',
@@ -117,8 +117,47 @@ ERRORS: list[tuple[str, str, int, int]] = [
      "Statement ended too early: expected a comma or ')' after '2'",
      1, 27),
     ('SHOW JOBS;\nSELECT a\nFORM t;',
-     "Expected FROM or a comma after the select list, found 'FORM'; did you mean FROM?",
-     3, 1),
+     "Expected FROM or a comma after the select list, found 't'; did you mean FROM instead of 'FORM'?",
+     3, 6),
+    ("SELECT a FROM t WHERE a LIKE 'x' ESCAPE '!!'",
+     "ESCAPE takes one character, got '!!'",
+     1, 41),
+    ('SELECT a FROM t WHERE a LIKE b ESCAPE c',
+     "Expected a string after ESCAPE, found 'c'",
+     1, 39),
+    ('SELECT a->1 FROM t',
+     "Expected an identifier after '->', found '1'",
+     1, 11),
+    ('SELECT a FROM (SELECT a FROM t)',
+     "Statement ended too early: expected AS or an identifier after ')'",
+     1, 32),
+    ('WITH a AS SELECT x FROM t SELECT x FROM a',
+     "Expected '(' after AS, found 'SELECT'",
+     1, 11),
+    ('WITH a AS (SELECT x FROM t), a AS (SELECT y FROM t) SELECT x FROM a',
+     "WITH defines 'a' twice",
+     1, 30),
+    ('SELECT a FROM t UNION SELECT b FROM u',
+     "Expected ALL after UNION, found 'SELECT'",
+     1, 23),
+    ('SELECT a FROM t UNION ALL SELECT b FROM u LIMIT 1 UNION ALL SELECT c FROM v',
+     "Expected WITH after '1', found 'UNION'",
+     1, 51),
+    ('SELECT a FROM t PARTITION x',
+     "Expected BY after PARTITION, found 'x'",
+     1, 27),
+    ('SELECT a FROM t PARTITION BY a HAVING x',
+     "Expected EMIT, LIMIT, UNION, WITH or a comma after 'a', found 'HAVING'",
+     1, 32),
+    ('SELECT a FROM t JOIN u ON t.k = u.k WITHIN (1m)',
+     "Expected a comma after '1m', found ')'",
+     1, 47),
+    ('SELECT a FROM t JOIN u WITHIN 1m ON t.k = u.k WITHIN 1m',
+     'A JOIN can have only one WITHIN',
+     1, 54),
+    ('SELECT a FROM t JOIN u ON t.k = u.k WITHIN 1m GRACE 1m',
+     "Expected PERIOD after GRACE, found '1m'",
+     1, 53),
     ('SELECT a FROM t;\nSELECT b\n  FROM u WHERE',
      'Statement ended too early: expected an expression after WHERE',
      3, 15),
@@ -146,10 +185,10 @@ def _cell(text: str) -> str:
 def test_expected_and_token_are_in_words() -> None:
     with pytest.raises(SqlSyntaxError) as info:
         parse("SELECT a FORM t")
-    assert info.value.expected == ["FROM", "a comma"] and info.value.token == "FORM"
+    assert info.value.expected == ["FROM", "a comma"] and info.value.token == "t"
     with pytest.raises(SqlSyntaxError) as info:
         parse("SELECT a FROM")
-    assert info.value.expected == ["an identifier"] and info.value.token == ""
+    assert info.value.expected == ["an identifier", "'('"] and info.value.token == ""
 
 
 def test_positions_and_statement_index_are_relative_to_the_whole_text() -> None:

@@ -28,11 +28,21 @@ CORPUS = [s for s in EXAMPLES.split(";") if s.strip()] + [sql for sql, *_ in ERR
     " EXTRACT(YEAR FROM ts), POSITION('a' IN s), ARRAY[1, 2][1], m['k'], a::BIGINT, "
     "CAST(x AS DOUBLE), CURRENT_TIMESTAMP, ts - INTERVAL '5 seconds' FROM s",
     "SET 'a.b' = 'c'; UNSET 'a.b'; EXPLAIN SELECT 1 FROM t; STOP JOB j FORCE; TERMINATE j",
+    # ksqlDB's forms: implicit aliases, ->, LIKE … ESCAPE, WITHIN … GRACE PERIOD / (before, after)
+    "SELECT EXP(i) i, s1.name name1, s->a->b f, x NOT LIKE 'a!%' ESCAPE '!' AS l FROM s s1 "
+    "JOIN u WITHIN (1 HOUR, 2 HOURS) GRACE PERIOD 5s ON s1.k = u.k PARTITION BY s1.k EMIT CHANGES",
+    "SELECT a FROM t JOIN u ON t.k = u.k WITHIN 1 MINUTE GRACE PERIOD 1 MINUTE",
+    # query shapes: derived tables, CTEs, UNION ALL
+    "WITH a AS (SELECT x FROM t), b AS (SELECT y FROM u) SELECT x FROM a UNION ALL SELECT y FROM b "
+    "UNION ALL SELECT z FROM (SELECT z FROM v) AS w EMIT CHANGES LIMIT 3 WITH ('k' = 'v')",
+    "CREATE STREAM s AS WITH a AS (SELECT x FROM t) SELECT x FROM a JOIN (SELECT k FROM r) q ON a.x = q.k; "
+    "INSERT INTO s WITH a AS (SELECT x FROM t) SELECT x FROM a",
 ]
 SPICE = [
     "SELECT", "FROM", "WHERE", "(", ")", ",", ";", "'", '"', "`", "--", "/*", "*/", "*", ".",
     "::", "[", "]", "AND", "NOT", "IN", "BETWEEN", "CASE", "END", "WINDOW", "TUMBLING", "5s",
     "INTERVAL", "'x'", "1e", "${V}", "\n", "OVER", "PRIMARY KEY", "WITH", "=", "<>", "||", "é", "\x00",
+    "->", "UNION ALL", "ESCAPE", "PARTITION BY", "GRACE PERIOD",
 ]  # fmt: skip
 MAX_LEN = 2000
 

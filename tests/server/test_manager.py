@@ -86,7 +86,7 @@ async def test_empty_name_empty_sql_and_invalid_sql(manager: MultiJobSqlServer, 
         await manager.deploy_job(job_sql("x", source), name=" ")
     with pytest.raises(SqlSyntaxError) as info:
         await manager.deploy_job(f"START JOB bad AS\nSELECT id FORM {source};")
-    assert (info.value.line, info.value.column) == (2, 11)
+    assert (info.value.line, info.value.column) == (2, 16)  # at the source: FORM reads as an alias
     with pytest.raises(SqlValidationError, match="unknown stream or topic"):
         await manager.deploy_job(job_sql("nosource", "no_such_topic_anywhere"))
     assert manager.list_jobs() == []

@@ -7,6 +7,8 @@ result row (None when HAVING rejects it). The operator (operators/aggregate.py) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from velo.grammar import ast
@@ -15,16 +17,15 @@ from ..expressions import error
 from ..functions.aggregates import accumulator
 from ..operators.aggregate import AggregateProcessor, WindowSpec
 from ..operators.output import Output, RowEncoder, with_encode_errors
-from ..plan import OutputColumn
+from ..plan import Aggregate, Filter, OutputColumn, Project, QueryPlan
 from ..processor import Mode, Processor
 from ..time import Watermarks
 from ..types import format_timestamp
-from ..validate import aggregates_in, walk
+from ..validate import JobOptions
 from .base import QueryBase
 from .codegen import Codegen, decode_lines, loop
 from .model import CompiledQuery
-from .processors import no_processor
-from .sqlutil import agg_type, constant, source_columns, sql
+from .sqlutil import constant, source_columns
 
 WINDOW_START = ("_window_start", "window_start", "windowstart")
 WINDOW_END = ("_window_end", "window_end", "windowend")
@@ -83,8 +84,38 @@ def encode_rows(cg: Codegen, names: list[str], types: list[str], pk: list[int], 
     cg.add(lines)
 
 
+@dataclass(frozen=True)
+class LoweredAggregate:
+    """An Aggregate node lowered: its generated functions and settings, for whoever drives the operator.
+
+    ``extract`` turns the input batch into (event time, partition, group key, arguments, record) tuples;
+    ``project`` (HAVING and the select list) and ``encode`` (``agg_encode``) work per group.
+    """
+
+    extract: Callable[[Any], Any]
+    project: Callable[..., Any]
+    encode: Callable[..., Any]
+    specs: list[tuple[Any, tuple[Any, ...]]]
+    window: WindowSpec | None
+    emit: str
+    names: list[str]
+    types: list[str]
+    distinct: bool
+    encoder: RowEncoder | None
+    pk: list[int]
+    plan: QueryPlan
+
+    def processor(self, mode: Mode, opts: JobOptions, feed: bool = True) -> tuple[AggregateProcessor, Output]:
+        """A fresh operator and its output; ``feed`` False when a join hands it extracted tuples."""
+        output = Output(mode, self.names, self.types, self.pk, self.encoder)
+        agg = AggregateProcessor(self.extract if feed else None, self.project, self.specs, self.window, self.emit,
+                                 output, Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
+                                 self.distinct, self.encode)
+        return agg, output
+
+
 class AggregatePlanner(QueryBase):
-    """Compiles aggregations, over one stream or (``pairs``) over a join's matched rows."""
+    """Lowers ``Project(Filter HAVING?(Aggregate(Filter?(input))))``, over one stream or a join's rows."""
 
     def _group_exprs(self) -> list[ast.Expr]:
         out = []
@@ -106,30 +137,37 @@ class AggregatePlanner(QueryBase):
             out.append(g)
         return out
 
-    def _aggregate(self, distinct: bool = False, pairs: bool = False) -> CompiledQuery:
-        s, cg = self.select, self.cg
-        items = self._items()
-        if any(e is None for _, e, _ in items):
-            raise error("SELECT * needs known columns in an aggregation: declare the stream "
-                        "(CREATE STREAM … (cols))", s)
-        groups = [e for _, e, _ in items if e is not None] if distinct else self._group_exprs()
-        aggs: list[ast.FunctionCall] = []
-        for node in (*[e for _, e, _ in items], s.having):
-            for call in aggregates_in(node):
-                if call not in aggs:
-                    aggs.append(call)
-        window = s.window
-        wspec = None
-        if window is not None:
-            size = window.size.millis
-            advance = window.advance.millis if window.advance is not None else size
-            grace = window.grace.millis if window.grace is not None else 0
-            wspec = WindowSpec(window.kind, size, advance, grace)
-        emit = s.emit or ("final" if window is not None else "changes")
+    def _aggregate(self) -> CompiledQuery:
+        """One stream aggregated: the operator reads the records through ``extract``."""
+        low = self._lower_aggregate(None)
+        opts = self.opts
+
+        def factory(mode: Mode) -> Processor:
+            agg, output = low.processor(mode, opts)
+            return with_encode_errors(agg, output)
+
+        return CompiledQuery(low.plan, self._inputs(), self.cg.source, factory)
+
+    def _lower_aggregate(self, row_access: Callable[[ast.Column], str] | None) -> LoweredAggregate:
+        """The tree's aggregation as generated code; ``row_access`` reads a join's rows (None: one stream)."""
+        cg = self.cg
+        assert self.tree is not None
+        project = self.tree.child
+        assert isinstance(project, Project)
+        having = project.child if isinstance(project.child, Filter) and project.child.clause == "HAVING" else None
+        node = (having or project).child
+        assert isinstance(node, Aggregate)
+        # The Filters under the Aggregate (a join's residual ON, then WHERE) as one condition, WHERE first.
+        where: ast.Expr | None = None
+        for f in node.child.filters_below()[0]:
+            where = f.condition if where is None else ast.BinaryOp("AND", f.condition, where)
+        groups, aggs, distinct = list(node.keys), list(node.aggregates), node.distinct
+        window = node.window
+        wspec = None if window is None else WindowSpec(window.kind, window.size_ms, window.advance_ms, window.grace_ms)
+        emit = node.emit
         # -- per record: event time, group key, aggregate arguments
-        if pairs:
-            assert self._pair_access is not None
-            ec = cg.compiler(self._pair_access, record_var="m")
+        if row_access is not None:
+            ec = cg.compiler(row_access, record_var="m")
         else:
             ec = cg.compiler(self._access({0: "r"}, direct=True), record_var="m")
         self._current = ec
@@ -144,18 +182,18 @@ class AggregatePlanner(QueryBase):
                 arg_codes.append(ec.compile(call.args[0]))
             specs.append((accumulator(call.name, call.distinct), params))
         args_code = "(" + "".join(f"{c}, " for c in arg_codes) + ")"
-        if pairs:
+        if row_access is not None:
             body = [self._unpack]
-            if s.where is not None:
-                body.append(f"if not {ec.predicate(s.where)}: continue")
+            if where is not None:
+                body.append(f"if not {ec.predicate(where)}: continue")
             body.append("et = (L.get('_event_time') if L else R.get('_event_time'))")
             body.append(f"append((et, m.partition, {key_code}, {args_code}, m))")
             cg.add(loop(body, "extract", item="item", record="item[-1]"))
         else:
             rel = self.relations[0]
             decode = decode_lines(cg, rel, True, set())
-            if s.where is not None:
-                decode.append(f"if not {ec.predicate(s.where)}: continue")
+            if where is not None:
+                decode.append(f"if not {ec.predicate(where)}: continue")
             decode.append(f"append((et, m.partition, {key_code}, {args_code}, m))")
             cg.add(loop(decode, "extract"))
         # -- per group: HAVING and the result row from key k, aggregates a, window ws/we
@@ -164,89 +202,53 @@ class AggregatePlanner(QueryBase):
         agg_index = {c: i for i, c in enumerate(aggs)}
         active: set[str] = set()
 
-        def sub(node: ast.Expr) -> str | None:
-            if isinstance(node, ast.FunctionCall) and node in agg_index:
-                return f"a[{agg_index[node]}]"
-            if node in group_index:
-                return f"k[{group_index[node]}]"
-            if isinstance(node, ast.FunctionCall) and node.name in BOUND_FUNCTIONS:
+        def sub(e: ast.Expr) -> str | None:
+            if isinstance(e, ast.FunctionCall) and e in agg_index:
+                return f"a[{agg_index[e]}]"
+            if e in group_index:
+                return f"k[{group_index[e]}]"
+            if isinstance(e, ast.FunctionCall) and e.name in BOUND_FUNCTIONS:
                 if window is None:
-                    raise error(f"{node.name} needs a WINDOW", node)
-                return "ws" if node.name in ("TUMBLE_START", "WINDOWSTART") else "we"
-            if isinstance(node, ast.Column):
-                if node.name in WINDOW_START and node.qualifier is None:
+                    raise error(f"{e.name} needs a WINDOW", e)
+                return "ws" if e.name in ("TUMBLE_START", "WINDOWSTART") else "we"
+            if isinstance(e, ast.Column):
+                if e.name in WINDOW_START and e.qualifier is None:
                     if window is None:
-                        raise error(f"{node.name} needs a WINDOW", node)
+                        raise error(f"{e.name} needs a WINDOW", e)
                     return "ws"
-                if node.name in WINDOW_END and node.qualifier is None:
+                if e.name in WINDOW_END and e.qualifier is None:
                     if window is None:
-                        raise error(f"{node.name} needs a WINDOW", node)
+                        raise error(f"{e.name} needs a WINDOW", e)
                     return "we"
-                if node.name in group_names and (node.qualifier is None or
-                                                 groups[group_names[node.name]] == node):
-                    return f"k[{group_names[node.name]}]"
-                if node.qualifier is None and node.name in self.aliases and node.name not in group_names \
-                        and node.name not in active:
-                    active.add(node.name)
+                if e.name in group_names and (e.qualifier is None or groups[group_names[e.name]] == e):
+                    return f"k[{group_names[e.name]}]"
+                if e.qualifier is None and e.name in self.aliases and e.name not in group_names \
+                        and e.name not in active:
+                    active.add(e.name)
                     try:
-                        return pec.compile(self.aliases[node.name])
+                        return pec.compile(self.aliases[e.name])
                     finally:
-                        active.discard(node.name)
-                raise error(f"column '{node.name}' must appear in GROUP BY or inside an aggregate",
-                            node, [f"GROUP BY {node.name}"])
+                        active.discard(e.name)
+                raise error(f"column '{e.name}' must appear in GROUP BY or inside an aggregate",
+                            e, [f"GROUP BY {e.name}"])
             return None
 
         def no_columns(col: ast.Column) -> str:
             raise error(f"column '{col.name}' must appear in GROUP BY or inside an aggregate", col)
 
         pec = cg.compiler(no_columns, sub, record_var=None)
-        names = [n for n, _, _ in items]
-        exprs = [e for _, e, _ in items if e is not None]
-        values = [pec.compile(e) for e in exprs]
-        types = [agg_type(e, self._column_type) for e in exprs]
-        lists_bounds = any(isinstance(n, ast.Column) and n.name in WINDOW_START + WINDOW_END
-                           for e in exprs for n in walk(e)) or any(
-            isinstance(n, ast.FunctionCall) and n.name in BOUND_FUNCTIONS
-            for e in exprs for n in walk(e))
-        if window is not None and not lists_bounds:
-            names += ["window_start", "window_end"]
-            values += ["ws", "we"]
-            types += ["BIGINT", "BIGINT"]
-        project = ["def project(k, a, ws, we):"]
-        if s.having is not None:
-            project.append(f"    if not {pec.predicate(s.having)}: return None")
-        project.append(f"    return [{', '.join(values)}]")
-        cg.add(project)
+        names, types = project.names, list(project.item_types)
+        values = [pec.compile(e) for _, e in project.items]
+        lines = ["def project(k, a, ws, we):"]
+        if having is not None:
+            lines.append(f"    if not {pec.predicate(having.condition)}: return None")
+        lines.append(f"    return [{', '.join(values)}]")
+        cg.add(lines)
         pk = self._primary_key(names)
         encoder = self._sink_encoder(list(zip(names, types, strict=True)))
         encode_rows(cg, names, types, pk, len(groups), window is not None, encoder)
         ns = cg.build(self.relations[0].spec.topic)
-        steps = []
-        if s.where is not None:
-            steps.append("Filter: WHERE clause")
-        steps.append("Group by: " + (", ".join(sql(g) for g in groups) or "(all rows)"))
-        steps.append("Aggregates: " + (", ".join(sql(c) for c in aggs) or "none (DISTINCT)"))
-        if window is not None:
-            assert wspec is not None
-            extra = f", advance {wspec.advance} ms" if wspec.kind == "hopping" else ""
-            steps.append(f"Window: {wspec.kind} size {wspec.size} ms{extra}, grace {wspec.grace} ms "
-                         f"(event time: {self.relations[0].ts_field or 'record timestamp'})")
-            steps.append(f"Watermark: max event time - {self.opts.out_of_orderness_ms} ms per partition; "
-                         f"late records: {self.opts.late_strategy}")
-        if s.having is not None:
-            steps.append("Having: HAVING clause")
-        plan = self._plan("aggregate", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
-                          "changes" if distinct else emit, steps)
-        extract, project_fn, encode = ns["extract"], ns["project"], ns["agg_encode"]
-        opts = self.opts
-        if pairs:
-            self._agg_parts = (extract, project_fn, specs, wspec, emit, names, types, distinct, encoder, encode)
-            return CompiledQuery(plan, (), cg.source, lambda mode: no_processor())
-
-        def factory(mode: Mode) -> Processor:
-            output = Output(mode, names, types, pk, encoder)
-            return with_encode_errors(AggregateProcessor(extract, project_fn, specs, wspec, emit, output,
-                                                         Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
-                                                         distinct, encode), output)
-
-        return CompiledQuery(plan, self._inputs(), cg.source, factory)
+        plan = self._plan("aggregate" if row_access is None else "join",
+                          [OutputColumn(n, ty) for n, ty in zip(names, types, strict=True)], emit)
+        return LoweredAggregate(ns["extract"], ns["project"], ns["agg_encode"], specs, wspec, emit, names, types,
+                                distinct, encoder, pk, plan)

@@ -14,10 +14,10 @@ from typing import Any
 from velo.grammar import ast
 
 from ..catalog import Catalog
-from ..expressions import ExprCompiler, SubqueryRef, error, infer_type
+from ..expressions import ExprCompiler, SubqueryRef, error
 from ..operators.output import RowEncoder
 from ..operators.tables import CorrelatedSubquery, LiveSubquery, TableInputs, TableState
-from ..plan import OutputColumn, QueryPlan
+from ..plan import OutputColumn, Project, QueryPlan, Sink
 from ..processor import Mode, Processor
 from ..types import type_name
 from ..validate import (
@@ -98,6 +98,8 @@ class QueryBase:
         # The job's sink (None for a plain SELECT): its value format, and the Avro schema once known.
         self.sink = resolve_sink(sink_name, props, data_dir, select) if sink_name else None
         self.output_schema: dict[str, Any] | None = None
+        # The plan tree (planner.py), built before the lowering, which reads its expressions from it.
+        self.tree: Sink | None = None
 
     # ------------------------------------------------------------ name resolution
 
@@ -318,37 +320,28 @@ class QueryBase:
         plan = replace(compiled.plan, steps=(*compiled.plan.steps, describe(sink, schema)))
         return replace(compiled, plan=plan, output_format="avro", output_schema=schema)
 
-    def _plan(self, operator: str, columns: list[OutputColumn], emit: str, steps: list[str],
+    def _plan(self, operator: str, columns: list[OutputColumn], emit: str,
               warnings: tuple[str, ...] = ()) -> QueryPlan:
-        sources = []
-        for rel in self.relations:
-            where = f"file '{rel.spec.path}'" if rel.spec.kind == "file" else f"kafka topic '{rel.spec.topic}'"
-            cols = f" columns ({', '.join(rel.columns)})" if rel.columns else ""
-            sources.append(f"Source {rel.alias}: {where}, {rel.spec.format.upper()} {rel.spec.role}{cols}")
+        """The compiled query's summary; the tree (``self.tree``) says what each node does."""
         return QueryPlan(
             source=self.relations[0].spec.topic, operator=operator, columns=tuple(columns),
-            emit=emit, limit=self.select.limit, steps=tuple(sources + steps),
+            emit=emit, limit=self.select.limit,
             sources=tuple(r.spec.topic for r in self.relations), late_strategy=self.opts.late_strategy,
-            warnings=warnings,
+            warnings=warnings, tree=self.tree,
         )
 
-    def _projection(self, items: list[tuple[str, ast.Expr | None, str | None]],
-                    ec: ExprCompiler) -> tuple[list[str], list[str], list[str]]:
-        """Names, value code and types of the result columns (no ``*`` of unknown columns here)."""
-        names: list[str] = []
+    def _projection(self, project: Project, ec: ExprCompiler) -> tuple[list[str], list[str], list[str]]:
+        """Names, value code and types of the tree's Project (no ``*`` of unknown columns here)."""
+        if project.star_of:
+            raise error("SELECT * needs known columns here: declare the stream "
+                        "(CREATE STREAM … (cols))", self.select)
         values: list[str] = []
-        types: list[str] = []
         self._allowed.clear()
-        for name, e, _ in items:
-            if e is None:
-                raise error("SELECT * needs known columns here: declare the stream "
-                            "(CREATE STREAM … (cols))", self.select)
-            names.append(name)
+        for name, e in project.items:
             values.append(ec.compile(e))
-            types.append(infer_type(e, self._column_type))
             if name in self.aliases:
                 self._allowed.add(name)
-        return names, values, types
+        return project.names, values, list(project.item_types)
 
     def _emit_post(self, body: list[str], names: list[str], values: list[str], types: list[str]) -> None:
         """``post_rows`` / ``post_encode``: ``body`` (filters) then the result row, built inline."""

@@ -14,22 +14,21 @@ from collections.abc import Callable
 from velo.grammar import ast
 
 from ..expressions import error
-from ..operators.aggregate import AggregateProcessor
 from ..operators.join import StreamStreamJoin, StreamTableJoin
 from ..operators.output import Output, with_encode_errors
 from ..operators.over import OverProcessor
 from ..operators.tables import KeyedTable
-from ..plan import OutputColumn
+from ..plan import Filter, Join, OutputColumn, PlanNode, Project, Scan
 from ..processor import Mode, Processor
 from ..time import Watermarks
 from ..validate import analytic_calls, walk
-from .aggregate import AggregatePlanner
+from .aggregate import AggregatePlanner, LoweredAggregate
 from .codegen import decode_lines, loop
 from .model import CompiledQuery
 from .over import OverPlanner
 from .processors import chained, load_table, post_aggregate, post_over, wrap_post
 from .relations import Relation
-from .sqlutil import conjuncts, sql, with_where
+from .sqlutil import conjuncts
 
 
 class JoinPlanner(AggregatePlanner, OverPlanner):
@@ -43,21 +42,22 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
             and right.spec.role != "table"
         if self_join:
             right.index = 0
-        keys, bound, residual = self._join_condition(join, left, right)
-        is_table = right.spec.role == "table"
-        if not keys and not is_table:
-            raise error("a stream–stream join needs an equality key (ON a.k = b.k)", join.on)
-        if not keys and not (isinstance(join.on, ast.Literal) and join.on.value is True):
-            raise error("a join needs an equality key (ON a.k = b.k) or ON true", join.on)
-        if is_table and join.kind not in ("inner", "left"):
-            raise error(f"a stream–table join is INNER or LEFT, not {join.kind.upper()}", join)
+        # The tree's Join nodes, bottom-up: the first JOIN, then one lookup per further table.
+        assert self.tree is not None
+        joins = [n for n in self.tree.walk() if isinstance(n, Join)][::-1]
+        first = joins[0]
+        keys, bound = list(first.keys), first.bound
+        is_table = first.right_role == "table"
         store = self._needed_system() | {"_event_time"}
+        # A WHERE conjunct the rules pushed onto the stream's Scan (rules.py) runs in its scan, before the lookup.
+        pushed = first.left.condition if isinstance(first.left, Filter) else None
         for side, rel in ((0, left), (1, right)):
-            self._keyed_scan(f"scan{side}", rel, [k[side] for k in keys], store, table=side == 1 and is_table)
+            self._keyed_scan(f"scan{side}", rel, [k[side] for k in keys], store, table=side == 1 and is_table,
+                             where=pushed if side == 0 else None)
         both = self_join and _decodes_alike(left, right)
         if both:
             self._self_scan(left, keys, store)
-        extra = self._extra_tables()
+        extra = [(_input_of(jn.right), jn.kind_, list(jn.keys)) for jn in joins[1:]]
         variables = {0: "L", 1: "R", **{j: f"T{j}" for j, _, _ in extra}}
         self._unpack = ", ".join(variables[i] for i in sorted(variables)) + ", m = item"
         if self_join:
@@ -76,67 +76,56 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         file_tables = self._chain_code(extra, col_access) if extra else {}
         ec = cg.compiler(col_access, record_var="m")
         self._current = ec
-        conds = [c for c in (residual, s.where) if c is not None]
-        kind = "stream-table" if is_table else ("interval" if bound is not None else "unbounded")
-        steps = [f"Join: {join.kind.upper()} {kind} on "
-                 f"{', '.join(sql(a) + ' = ' + sql(b) for a, b in keys) or 'true'}"]
-        if bound is not None:
-            steps.append(f"Join window: right.et - left.et in [-{bound[0]}, {bound[1]}] ms")
+        # The Filters between the join and what follows it (ON's residual, then WHERE), bottom-up.
+        top = self.tree.child
+        filters = (top.child if isinstance(top, Project) else top).filters_below()[0]
+        conds = [f.condition for f in filters]
         warnings: tuple[str, ...] = ()
-        if kind == "unbounded":
+        if bound is None and not is_table:
             warnings = (f"unbounded stream-stream join: state kept {self.opts.join_ttl_ms} ms, "
                         f"at most {self.opts.join_max_rows} rows",)
-        has_over = bool(analytic_calls((s.items, s.where)))
-        if has_over:
+        low: LoweredAggregate | None = None
+        if analytic_calls((s.items, s.where)):
             row_unpack = self._unpack.replace(", m = item", " = r")
-            specs_o, names, types, over_steps = self._over_code(col_access, row_unpack, conds)
-            steps += over_steps
+            specs_o, names, types = self._over_code(col_access, row_unpack)
             post_kind = "over"
         elif has_agg:
-            if residual is not None:
-                self.select = with_where(s, residual)
-            self._pair_access = col_access
-            self._aggregate(pairs=True)
-            agg = self._agg_parts
-            extract, project_fn, specs, wspec, emit, names, types, distinct, agg_encoder, agg_encode = agg
+            low = self._lower_aggregate(col_access)  # its WHERE is the tree's Filter: ON's residual and WHERE
+            names, types = low.names, low.types
             post_kind = "aggregate"
-        if not has_over and not has_agg:
+        else:
             body = [self._unpack]
             for c in conds:
                 body.append(f"if not {ec.predicate(c)}: continue")
             ec.substitute = self._alias_substitute(self._allowed)
-            names, values, types = self._projection(self._items(), ec)
+            assert isinstance(top, Project)
+            names, values, types = self._projection(top, ec)
             self._emit_post(body, names, values, types)
             post_kind = "project"
-        if extra:
-            steps += [f"Then: {jn.kind.upper()} JOIN {self.relations[j].spec.kind} table {self.relations[j].alias}"
-                      for j, jn, _ in extra]
         ns = cg.build(left.spec.topic)
         scan0, scan1 = ns["scan0"], ns["scan1"]
         opts = self.opts
         grace = s.window.grace.millis if s.window is not None and s.window.grace is not None else 0
+        if join.grace is not None:  # WITHIN … GRACE PERIOD g: the join's own lateness
+            grace = join.grace.millis
         pkeys = self._primary_key(names)
-        if post_kind == "aggregate":
-            steps += ["Aggregate after the join"]
         plan = self._plan("join", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
-                          (emit if post_kind == "aggregate" else "none"), steps, warnings)
+                          (low.emit if low is not None else "none"), warnings)
         inputs = self._inputs()
-        # Project and OVER took the sink's encoder in their generated code; so did the aggregate's ``agg_encode``,
-        # and its Output takes it too (a retried refused row, the rows mode).
-        encoder = agg_encoder if post_kind == "aggregate" else None
 
         def factory(mode: Mode) -> Processor:
-            output = Output(mode, names, types, pkeys, encoder)
             watermarks = Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms)
-            if post_kind == "aggregate":
-                aggp = AggregateProcessor(None, project_fn, specs, wspec, emit, output,
-                                          Watermarks(opts.out_of_orderness_ms, opts.idle_timeout_ms),
-                                          distinct, agg_encode)
-                post = post_aggregate(extract, aggp)
+            if low is not None:
+                # Its Output takes the sink's encoder too (a retried refused row, the rows mode); project
+                # and OVER took it in their generated code.
+                aggp, output = low.processor(mode, opts, feed=False)
+                post = post_aggregate(low.extract, aggp)
             elif post_kind == "over":
+                output = Output(mode, names, types, pkeys, None)
                 over = OverProcessor(ns[f"over_{mode}"], specs_o, opts.over_ttl_ms)
                 post = post_over(over)
             else:
+                output = Output(mode, names, types, pkeys, None)
                 post = wrap_post(ns[f"post_{mode}"])
             if extra:
                 for j, table in file_tables.items():  # each run reads the file tables afresh
@@ -159,17 +148,20 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         return CompiledQuery(plan, inputs, cg.source, factory)
 
     def _keyed_scan(self, name: str, rel: Relation, key_exprs: list[ast.Expr], store: set[str],
-                    table: bool = False) -> None:
+                    table: bool = False, where: ast.Expr | None = None) -> None:
         """``name(batch)``: ``rel``'s records as (row, event time, partition, join key, record).
 
         Every column of the key expressions is read from the one decoded row ``r``; a key with a
         NULL part is None (it matches nothing). A ``table``'s tombstone (null value) comes out with
-        row None: it deletes its message key (operators/tables.py).
+        row None: it deletes its message key (operators/tables.py). ``where`` (a stream's pushed-down
+        filter) drops a record before its key is computed.
         """
         lines = ["if m.value is None:", "    append((None, 0, m.partition, None, m))", "    continue"] \
             if table else []
         lines += decode_lines(self.cg, rel, True, store)
         ec = self.cg.compiler(self._access({rel.index: "r", 0: "r"}, direct=False), record_var=None)
+        if where is not None:
+            lines.append(f"if not {ec.predicate(where)}: continue")
         lines.append("key = (" + "".join(f"{ec.compile(k)}, " for k in key_exprs) + ")")
         lines.append("if None in key: key = None")
         lines.append("append((r, et, m.partition, key, m))")
@@ -224,7 +216,7 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
                 found.add(self.relations.index(rel))
         return found
 
-    def _chain_code(self, extra: list[tuple[int, ast.Join, list[tuple[ast.Expr, ast.Expr]]]],
+    def _chain_code(self, extra: list[tuple[int, str, list[tuple[ast.Expr, ast.Expr]]]],
                     access: Callable[[ast.Column], str]) -> dict[int, KeyedTable]:
         """``scan{j}`` per extra table (its side of the keys) and ``chain``, which looks them up.
 
@@ -247,10 +239,10 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         ec = cg.compiler(access, record_var=None)
         body = ["L, R, m = item"]
         names = ["L", "R"]
-        for j, jn, keys in extra:
+        for j, kind, keys in extra:
             body.append("k = (" + "".join(f"{ec.compile(k[0])}, " for k in keys) + ")")
             body.append(f"T{j} = None if None in k else _tab{j}.get(k)")
-            miss = f"T{j} = {{}}" if jn.kind == "left" else "continue"
+            miss = f"T{j} = {{}}" if kind == "left" else "continue"
             body.append(f"if T{j} is None: {miss}")
             names.append(f"T{j}")
         body.append(f"append(({', '.join(names)}, m))")
@@ -264,8 +256,8 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         rest: list[ast.Expr] = []
         bound: tuple[int, int] | None = None
         if join.within is not None:
-            ms = join.within.millis
-            bound = (ms, ms)
+            ms = join.within.millis  # WITHIN d, or ksqlDB's WITHIN (before, after)
+            bound = (ms, ms if join.within_after is None else join.within_after.millis)
         for c in conjuncts(join.on):
             if isinstance(c, ast.Literal) and c.value is True:
                 continue
@@ -320,6 +312,12 @@ class JoinPlanner(AggregatePlanner, OverPlanner):
         if operand_side == 0:  # left.et in [right.et + lo, right.et + hi] → right - left in [-hi, -lo]
             return hi[1], -lo[1]
         return None
+
+
+def _input_of(node: PlanNode) -> int:
+    """The relation index of a lookup's table (its Scan's input)."""
+    assert isinstance(node, Scan)
+    return node.input
 
 
 def _decodes_alike(a: Relation, b: Relation) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,5 +75,34 @@ class CompiledQuery:
         return self._factory(mode)
 
     def explain(self) -> str:
-        """The plan and the generated source, as EXPLAIN shows them."""
-        return f"{self.plan.describe()}\n\nGenerated code:\n{self.source_code}"
+        """The plan tree, the fused stages and the generated source, as EXPLAIN shows them."""
+        stages = [f"  {name}: {_stage(name)}" for name in re.findall(r"^def (\w+)\(", self.source_code, re.M)]
+        return (f"{self.plan.describe()}\n\nFused stages (one generated function each, run per batch):\n"
+                + "\n".join(stages) + f"\n\nGenerated code:\n{self.source_code}")
+
+
+# What each generated function of a lowering does, in the tree's terms (EXPLAIN's "Fused stages").
+_STAGES = {
+    "encode": "Scan → Filter → Project → Sink, as the sink's key and value",
+    "rows": "Scan → Filter → Project → Sink, as rows for a client",
+    "extract": "the Aggregate's input (Scan or joined rows) → Filter → group key and arguments per row",
+    "project": "per group: HAVING → Project",
+    "agg_encode": "per group: the Sink's key and value",
+    "scan0": "the join's left Scan → its join key",
+    "scan1": "the join's right Scan → its join key",
+    "scan_both": "a self-join's Scan, decoded once for both sides",
+    "scan": "a table's Scan → its join key",
+    "chain": "lookups in the further joined tables",
+    "post_rows": "after the join: Filter → Project → Sink, as rows",
+    "post_encode": "after the join: Filter → Project → Sink, as key and value",
+    "over_rows": "Over (per-call state updates) → Filter → Project → Sink, as rows",
+    "over_encode": "Over (per-call state updates) → Filter → Project → Sink, as key and value",
+}
+
+
+def _stage(name: str) -> str:
+    if name in _STAGES:
+        return _STAGES[name]
+    if name.endswith("_scan"):
+        return "a subquery's table Scan → the rows IN / EXISTS reads"
+    return _STAGES["scan"] if name.startswith("scan") else "a helper of the stages above"

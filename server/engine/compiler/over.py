@@ -21,13 +21,12 @@ from ..expressions import error
 from ..functions import lookup
 from ..functions.aggregates import Avg, Count, Max, Min, accumulator
 from ..operators.over import OverCall, OverProcessor, frame_pairs, frame_values
-from ..plan import OutputColumn
+from ..plan import OutputColumn, Over, Project
 from ..processor import Mode, Processor
-from ..validate import analytic_calls
 from .base import QueryBase
 from .codegen import Codegen, decode_lines, encode_output
 from .model import CompiledQuery
-from .sqlutil import chain_substitutes, constant, sql
+from .sqlutil import chain_substitutes, constant
 
 # Before 3.12 the builtin sum() of ints and floats adds left to right exactly as ``+`` does (a C
 # double is a Python float); from 3.12 it compensates rounding, which AVG's add() does not.
@@ -38,15 +37,13 @@ class OverPlanner(QueryBase):
     """Compiles analytic calls, over one stream or over a join's rows."""
 
     def _over(self) -> CompiledQuery:
-        s, cg = self.select, self.cg
+        cg = self.cg
         rel = self.relations[0]
         store = self._needed_system()  # the analytic loop reads the event time as ``et``, not from the row
         decode = decode_lines(cg, rel, True, store)
-        conds = [s.where] if s.where is not None else []
-        specs, names, types, steps = self._over_code(self._access({0: "r"}, direct=False), None, conds, decode)
+        specs, names, types = self._over_code(self._access({0: "r"}, direct=False), None, decode)
         ns = cg.build(rel.spec.topic)
-        plan = self._plan("over", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)],
-                          "none", steps)
+        plan = self._plan("over", [OutputColumn(n, t) for n, t in zip(names, types, strict=True)], "none")
         ttl = self.opts.over_ttl_ms
 
         def factory(mode: Mode) -> Processor:
@@ -54,30 +51,24 @@ class OverPlanner(QueryBase):
 
         return CompiledQuery(plan, self._inputs(), cg.source, factory)
 
-    def _over_code(self, access: Callable[[ast.Column], str], unpack: str | None,
-                   conds: list[ast.Expr], decode: list[str] | None = None,
-                   ) -> tuple[list[OverCall], list[str], list[str], list[str]]:
-        """``over_rows`` / ``over_encode``: analytic values, WHERE and the result row, per batch.
+    def _over_code(self, access: Callable[[ast.Column], str], unpack: str | None, decode: list[str] | None = None,
+                   ) -> tuple[list[OverCall], list[str], list[str]]:
+        """``over_rows`` / ``over_encode``: the tree's Over, the Filters above it and the Project, per batch.
 
         ``decode`` (one stream) turns record ``m`` into row ``r`` and event time ``et``; without it
         (after a join) the batch holds (row, event time, record) triples and ``unpack`` splits a row.
         """
-        s, cg = self.select, self.cg
-        items = self._items()
-        calls = []
-        for node in (*[e for _, e, _ in items if e is not None], s.where):
-            for c in analytic_calls(node):
-                if c not in calls:
-                    calls.append(c)
+        cg = self.cg
+        assert self.tree is not None
+        project = self.tree.child
+        assert isinstance(project, Project)
+        filters, over = project.child.filters_below()
+        assert isinstance(over, Over)
+        conds = [f.condition for f in filters]
+        calls = [c.call for c in over.calls]
         ec = cg.compiler(access, record_var=None)
-        first = calls[0].over
-        assert first is not None
-        for c in calls[1:]:
-            assert c.over is not None
-            if c.over.partition_by != first.partition_by or c.over.order_by != first.order_by:
-                raise error("every OVER of a query must use the same PARTITION BY and ORDER BY", c.over)
-        pk = "(" + "".join(f"{ec.compile(p)}, " for p in first.partition_by) + ")"
-        order = "(" + "".join(f"{ec.compile(o.expr)}, " for o in first.order_by) + ")"
+        pk = "(" + "".join(f"{ec.compile(p)}, " for p in over.partition) + ")"
+        order = "(" + "".join(f"{ec.compile(o.expr)}, " for o in over.order) + ")"
         specs: list[OverCall] = []
         args: list[str | None] = []  # each call's argument code (None: no argument)
         for c in calls:
@@ -117,7 +108,7 @@ class OverPlanner(QueryBase):
         self._current = pec
         body = [f"if not {pec.predicate(cond)}: continue" for cond in conds]
         pec.substitute = chain_substitutes(sub, self._alias_substitute(self._allowed))
-        names, values, types = self._projection(items, pec)
+        names, values, types = self._projection(project, pec)
         # The result row is built in the same loop as the analytic values (as QueryBase._emit_post
         # builds it for the other families): no list of intermediate (row, values, record) per batch.
         timestamps = [n for n, t in zip(names, types, strict=True) if t == "TIMESTAMP"]
@@ -126,12 +117,9 @@ class OverPlanner(QueryBase):
                             *encode_output(cg, names, timestamps, self._primary_key(names),
                                            self._sink_encoder(list(zip(names, types, strict=True))))]}
         for mode, tail in tails.items():
-            cg.add(_eval_code(cg, f"over_{mode}", specs, args, pk, order if first.order_by else None, decode,
+            cg.add(_eval_code(cg, f"over_{mode}", specs, args, pk, order if over.order else None, decode,
                               unpack, tail))
-        steps = [f"Analytic: {', '.join(sql(c) for c in calls)}"]
-        if conds:
-            steps.append("Filter: WHERE clause (after the analytic values)")
-        return specs, names, types, steps
+        return specs, names, types
 
 
 def _eval_code(cg: Codegen, name: str, calls: list[OverCall], args: list[str | None], pk: str,

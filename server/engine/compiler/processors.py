@@ -1,7 +1,7 @@
 """The small processors and adapters the planners hand out around the operators.
 
-``StatelessProcessor`` runs a filter/project function per batch; ``NoProcessor`` stands in where a
-part of a plan is never driven on its own; ``post*`` / ``chained`` adapt a join's matched rows to
+``StatelessProcessor`` runs a filter/project function per batch (``NoProcessor``: its stateless base);
+``post*`` / ``chained`` adapt a join's matched rows to
 what comes after the join (projection, aggregation, OVER, further table lookups) and hand its state
 to the join's snapshot; ``load_table`` reads a file table through its generated scan.
 """
@@ -17,7 +17,7 @@ from ...connectors.base import Record
 from ...connectors.files import read_rows
 from ..operators.aggregate import AggregateProcessor
 from ..operators.over import OverProcessor
-from ..processor import Emitted, Processor, RecordErrors
+from ..processor import Emitted, RecordErrors, SourceProgress
 from ..snapshot import SnapshotError, restore_into, state_of
 from .relations import Relation
 
@@ -27,10 +27,11 @@ Generated = Callable[[Any], tuple[list[Any], RecordErrors | None]]  # a generate
 class NoProcessor:
     """Keeps no state and emits nothing."""
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         return Emitted()
 
-    def tick(self, now_ms: int) -> Emitted:
+    def tick(self, now_ms: int, progress: SourceProgress | None = None) -> Emitted:
         return Emitted()
 
     def finish(self) -> Emitted:
@@ -46,17 +47,14 @@ class NoProcessor:
         raise SnapshotError("a stateless query has no state to restore")
 
 
-def no_processor() -> Processor:
-    return NoProcessor()
-
-
 class StatelessProcessor(NoProcessor):
     """Filter/project keeps no state: each batch maps straight to output."""
 
     def __init__(self, fn: Callable[[Sequence[Any]], tuple[list[Any], RecordErrors | None]]) -> None:
         self._fn = fn
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         rows, errors = self._fn(records)
         return Emitted(rows, errors)
 
@@ -138,8 +136,8 @@ class _PostAggregate:
         out.errors = errors
         return out
 
-    def at(self, now_ms: int | None) -> None:
-        self._agg.at(now_ms)
+    def at(self, now_ms: int | None, progress: SourceProgress | None = None) -> None:
+        self._agg.at(now_ms, progress)
 
     def snapshot(self) -> bytes:
         return self._agg.snapshot()

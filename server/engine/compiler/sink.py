@@ -39,6 +39,7 @@ from ..avro import (
     read_schema_file,
     record_schema,
 )
+from ..catalog import CatalogEntry
 from ..expressions import error
 from ..operators.output import RowEncoder
 from ..plan import OutputColumn
@@ -51,6 +52,7 @@ from ..validate import (
     load_config_file,
     relation_client_options,
     sink_keys,
+    unknown,
 )
 from .model import SinkSpec
 from .relations import Relation
@@ -243,3 +245,29 @@ def describe_target(target: SinkSpec) -> str | None:
         parts.append(f"{target.compression} compression")
     parts += [f"{k}={v}" for k, v in target.client_options]
     return f"Sink {target.name}: kafka, {', '.join(parts)}" if parts else None
+
+
+def insert_target(target: str, entry: CatalogEntry | None, own: dict[str, Any], stmt: ast.Node) -> None:
+    """Refuse an ``INSERT INTO`` whose target is not a JSON stream on Kafka (or an undeclared topic).
+
+    The job writes into the target as it is declared, so its own sink keys cannot redirect or reformat it.
+    """
+    if entry is not None:
+        if entry.kind == "table":
+            raise error(f"INSERT INTO writes into a stream; '{target}' is a table (its rows are upserts by key)", stmt)
+        if entry.source_type == "file_source":
+            raise error(f"INSERT INTO writes into a Kafka stream; '{target}' is a file", stmt)
+        if entry.format.lower() != "json":
+            raise error(f"INSERT INTO a {entry.format.upper()} stream is not supported yet: '{target}' is read as "
+                        f"{entry.format.upper()}; write into a JSON stream", stmt)
+    for key in ("type", "format", "topic", "topic.name", "path"):
+        if key in own:
+            raise error(f"'{target}.{key}' cannot be given to INSERT INTO: the job writes into '{target}' as it is "
+                        f"declared", stmt)
+
+
+def insert_columns(target: str, declared: Sequence[str], output: Sequence[str], select: ast.Select) -> None:
+    """Every output column of an ``INSERT INTO`` must be a declared column of its target stream."""
+    for name in output:
+        if name != "*" and name not in declared:
+            raise unknown(f"column of {target}", name, list(declared), _item_of(select, name))

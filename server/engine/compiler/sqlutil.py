@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from velo.grammar import ast
@@ -32,12 +31,6 @@ def chain_substitutes(*subs: Callable[[ast.Expr], str | None]) -> Callable[[ast.
         return None
 
     return sub
-
-
-def with_where(select: ast.Select, extra: ast.Expr) -> ast.Select:
-    """``select`` with ``extra`` ANDed to its WHERE."""
-    where = extra if select.where is None else ast.BinaryOp("AND", select.where, extra)
-    return replace(select, where=where)
 
 
 def source_columns(rels: list[Relation]) -> set[str]:

@@ -42,9 +42,13 @@ def register(
     """Decorator entering an implementation in the registry under ``name``.
 
     For aggregates and analytic functions ``impl`` is the accumulator class (see aggregates.py).
+    A name is registered once: a second registration would silently replace the first one's
+    implementation, signature and example, so it is an error.
     """
 
     def wrap(impl: Callable[..., Any]) -> Callable[..., Any]:
+        if name in REGISTRY:
+            raise ValueError(f"function {name} is registered twice")
         REGISTRY[name] = Function(
             name, signature, description, example, impl, min_args, max_args, return_type, kind
         )
@@ -74,7 +78,7 @@ def _load() -> None:
     if not _loaded:
         import importlib
 
-        for module in ("scalar", "aggregates"):
+        for module in ("scalar", "ksql", "aggregates"):
             importlib.import_module(f"{__package__}.{module}")
 
         _loaded = True

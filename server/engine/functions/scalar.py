@@ -215,7 +215,7 @@ def concat(*args: Any) -> Any:
 
 
 @register("SPLIT", "SPLIT(s STRING, sep STRING) -> ARRAY<STRING>", "Splits s at every sep.",
-          "SPLIT('a,b', ',') = ['a', 'b']", 2, 2, "ARRAY<STRING>")
+          "SPLIT('a,b', ',') = ARRAY['a', 'b']", 2, 2, "ARRAY<STRING>")
 def split(s: Any, sep: Any) -> Any:
     if s is None or sep is None:
         return None
@@ -394,21 +394,21 @@ def datediff(unit: Any, a: Any, b: Any) -> Any:
 
 
 @register("TUMBLE_START", "TUMBLE_START(ts) -> BIGINT", "Start of the current window (ms).",
-          "TUMBLE_START(ts)", 0, 1, "BIGINT", kind="window")
+          "TUMBLE_START(ts) → 0", 0, 1, "BIGINT", kind="window")
 def tumble_start(*_: Any) -> Any:
     raise ValueError("TUMBLE_START is only valid in a windowed query")
 
 
 @register("TUMBLE_END", "TUMBLE_END(ts) -> BIGINT", "End of the current window (ms).",
-          "TUMBLE_END(ts)", 0, 1, "BIGINT", kind="window")
+          "TUMBLE_END(ts) → 10000", 0, 1, "BIGINT", kind="window")
 def tumble_end(*_: Any) -> Any:
     raise ValueError("TUMBLE_END is only valid in a windowed query")
 
 
 register("WINDOWSTART", "WINDOWSTART -> BIGINT", "Start of the current window (ms), as in ksqlDB.",
-         "WINDOWSTART", 0, 0, "BIGINT", kind="window")(tumble_start)
+         "WINDOWSTART → 0", 0, 0, "BIGINT", kind="window")(tumble_start)
 register("WINDOWEND", "WINDOWEND -> BIGINT", "End of the current window (ms), as in ksqlDB.",
-         "WINDOWEND", 0, 0, "BIGINT", kind="window")(tumble_end)
+         "WINDOWEND → 10000", 0, 0, "BIGINT", kind="window")(tumble_end)
 
 
 # ---------------------------------------------------------------- conditional
@@ -494,12 +494,12 @@ def array_contains(a: Any, x: Any) -> Any:
 
 
 @register("MAP_KEYS", "MAP_KEYS(m MAP) -> ARRAY<STRING>", "The keys of a map.",
-          "MAP_KEYS(m) = ['a']", 1, 1, "ARRAY<STRING>")
+          "MAP_KEYS(m) = ARRAY['a', 'b']", 1, 1, "ARRAY<STRING>")
 def map_keys(m: Any) -> Any:
     return None if m is None else list(m)
 
 
-@register("MAP_VALUES", "MAP_VALUES(m MAP) -> ARRAY", "The values of a map.", "MAP_VALUES(m) = [1]",
+@register("MAP_VALUES", "MAP_VALUES(m MAP) -> ARRAY", "The values of a map.", "MAP_VALUES(m) = ARRAY[1, 2]",
           1, 1, "ARRAY")
 def map_values(m: Any) -> Any:
     return None if m is None else list(m.values())
@@ -514,7 +514,7 @@ def _headers(record: Any) -> Sequence[tuple[str, bytes | None]]:
 
 
 @register("HEADER", "HEADER(name STRING) -> STRING", "The value of a Kafka header (last one wins).",
-          "HEADER('trace-id')", 1, 1, "STRING")
+          "HEADER('trace-id') = 'abc'", 1, 1, "STRING")
 def header(record: Any, name: Any) -> Any:
     if name is None:
         return None
@@ -528,7 +528,7 @@ def header(record: Any, name: Any) -> Any:
 
 
 @register("HAS_HEADER", "HAS_HEADER(name STRING) -> BOOLEAN", "Whether the record has that header.",
-          "HAS_HEADER('trace-id')", 1, 1, "BOOLEAN")
+          "HAS_HEADER('trace-id') = TRUE", 1, 1, "BOOLEAN")
 def has_header(record: Any, name: Any) -> Any:
     if name is None:
         return None
@@ -536,7 +536,7 @@ def has_header(record: Any, name: Any) -> Any:
 
 
 @register("HEADER_KEYS", "HEADER_KEYS() -> ARRAY<STRING>", "The names of the record's headers.",
-          "HEADER_KEYS() = ['trace-id']", 0, 0, "ARRAY<STRING>")
+          "HEADER_KEYS() = ARRAY['trace-id']", 0, 0, "ARRAY<STRING>")
 def header_keys(record: Any) -> Any:
     return [k for k, _ in _headers(record)]
 

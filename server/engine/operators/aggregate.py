@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...connectors.base import SourceProgress
 from ..functions.aggregates import Accumulator
 from ..processor import Emitted, RecordErrors
 from ..snapshot import accumulator_columns, accumulator_rows, decode, encode
@@ -100,9 +101,11 @@ class AggregateProcessor:
 
     # ------------------------------------------------------------------ contract
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         assert self._extract is not None
         self._wm.at(now_ms)
+        self._wm.follow(progress)
         late: list[Any] = []
         changed: dict[Any, None] = {}
         deleted: list[tuple[Any, int]] = []
@@ -120,11 +123,14 @@ class AggregateProcessor:
         emitted.errors = errors
         return emitted
 
-    def at(self, now_ms: int | None) -> None:
-        """Advance the clock without records: a join feeding this aggregate (``consume``) passes its time."""
+    def at(self, now_ms: int | None, progress: SourceProgress | None = None) -> None:
+        """Advance the clock without records: a join feeding this aggregate (``consume``) passes its time
+        and its source's progress."""
         self._wm.at(now_ms)
+        self._wm.follow(progress)
 
-    def tick(self, now_ms: int) -> Emitted:
+    def tick(self, now_ms: int, progress: SourceProgress | None = None) -> Emitted:
+        self._wm.follow(progress)
         self._wm.idle(now_ms)
         return Emitted(self._close(self._wm.current))
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ...connectors.base import Record
-from ..processor import Emitted, Mode, Processor, RowEvent
+from ..processor import Emitted, Mode, Processor, RowEvent, SourceProgress
 from ..types import format_timestamp
 
 RowEncoder = Callable[[dict[str, Any]], bytes]
@@ -146,13 +146,14 @@ class EncodeErrors:
         self._inner = inner
         self._out = output
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         if records and all(isinstance(r, UnencodableRow) for r in records):
             return self._drain(Emitted([self._out.encode(r.key, r.row) for r in records]))
-        return self._drain(self._inner.process(records, input_index, now_ms))
+        return self._drain(self._inner.process(records, input_index, now_ms, progress))
 
-    def tick(self, now_ms: int) -> Emitted:
-        return self._drain(self._inner.tick(now_ms))
+    def tick(self, now_ms: int, progress: SourceProgress | None = None) -> Emitted:
+        return self._drain(self._inner.tick(now_ms, progress))
 
     def finish(self) -> Emitted:
         return self._drain(self._inner.finish())

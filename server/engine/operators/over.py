@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..functions.aggregates import Accumulator, Avg, Count, Max, Min, Sum
-from ..processor import Emitted, RecordErrors
+from ..processor import Emitted, RecordErrors, SourceProgress
 from ..snapshot import decode, encode
 
 # over_<mode>(batch, parts, last, new_state, max_et) → (output rows, errors, max_et): the generated
@@ -114,7 +114,8 @@ class OverProcessor:
                 states.append((deque(maxlen=c.preceding - c.end_preceding + 1), deque()))
         return states
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         """One batch of records (the generated function decodes them)."""
         return self.consume(records)
 
@@ -135,7 +136,7 @@ class OverProcessor:
             del self._last[pk]
             self._parts.pop(pk, None)
 
-    def tick(self, now_ms: int) -> Emitted:
+    def tick(self, now_ms: int, progress: SourceProgress | None = None) -> Emitted:
         return Emitted()
 
     def finish(self) -> Emitted:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ..processor import Emitted, Processor, RecordErrors
+from ..processor import Emitted, Processor, RecordErrors, SourceProgress
 
 _MISSING = object()
 
@@ -199,17 +199,18 @@ class TableInputs:
         for _, state in tables.values():
             state.clear()
 
-    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None) -> Emitted:
+    def process(self, records: Sequence[Any], input_index: int = 0, now_ms: int | None = None,
+                progress: SourceProgress | None = None) -> Emitted:
         table = self._tables.get(input_index)
         if table is None:
-            return self._inner.process(records, input_index, now_ms)
+            return self._inner.process(records, input_index, now_ms, progress)
         scan, state = table
         items, errors = scan(records)
         state.apply(items)
         return Emitted([], errors)
 
-    def tick(self, now_ms: int) -> Emitted:
-        return self._inner.tick(now_ms)
+    def tick(self, now_ms: int, progress: SourceProgress | None = None) -> Emitted:
+        return self._inner.tick(now_ms, progress)
 
     def finish(self) -> Emitted:
         return self._inner.finish()

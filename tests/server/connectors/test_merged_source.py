@@ -47,3 +47,21 @@ async def test_tables_are_read_to_their_start_end_before_any_stream() -> None:
 async def test_without_tables_inputs_are_read_in_turn() -> None:
     merged = MergedSource([MemorySource(_records("s", 4)), MemorySource(_records("t", 4))])
     assert [i for i, _ in await _read_all(merged, 4)] == [0, 1, 0, 1]
+
+
+async def test_progress_names_each_streams_partitions_under_its_input_and_leaves_tables_out() -> None:
+    def records(topic: str, parts: list[int]) -> list[Record]:
+        return [Record(b"{}", offset=i, topic=topic, partition=p) for i, p in enumerate(parts)]
+
+    stream = MemorySource(records("s", [0, 1, 0]), bounded=False)
+    other = MemorySource(records("o", [2]), bounded=False)
+    table = TableSource(records("t", [0, 5]), load=0)
+    merged = MergedSource([stream, other, table], tables=[2])
+    progress = merged.progress()
+    assert progress is not None
+    assert progress.partitions == {(0, 0), (0, 1), (1, 2)}  # the table's partitions move no watermark
+    assert progress.behind == progress.partitions  # nothing handed out yet
+    await merged.read(1, 2)  # stream: partitions 0 and 1's records; partition 0 has one more
+    await merged.read(1, 2)  # other: its one record
+    progress = merged.progress()
+    assert progress is not None and progress.behind == {(0, 0)}

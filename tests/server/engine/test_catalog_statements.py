@@ -43,7 +43,8 @@ async def test_explain_shows_plan_and_generated_code(executor: StatementExecutor
                                   "WITH (KAFKA_TOPIC='trades', TIMESTAMP='ts')", {})
     (result,) = await executor.execute_script(
         "EXPLAIN SELECT symbol, COUNT(*) AS n FROM trades GROUP BY symbol WINDOW TUMBLING(1m)", {})
-    assert "Window: tumbling size 60000 ms" in result["message"]
+    assert "Aggregate: GROUP BY symbol; COUNT(*); window tumbling size 60000 ms, grace 0 ms (event time: ts)" \
+        in result["message"]
     assert "def extract(batch):" in result["generated_code"]
 
 

@@ -234,12 +234,54 @@ STREAM_TABLE: list[tuple[str, str]] = [
      f"GROUP BY r.sector {TABLE}",
      "SELECT r.sector, COUNT(*), SUM(t.qty) FROM t JOIN instruments r ON t.symbol = r.symbol "
      "GROUP BY r.sector"),
+    # DISTINCT over a join is planned as an Aggregate over the Join (it used to ignore the join's columns)
+    (f"SELECT DISTINCT r.sector, t.side FROM t JOIN instruments r ON t.symbol = r.symbol {TABLE}",
+     "SELECT DISTINCT r.sector, t.side FROM t JOIN instruments r ON t.symbol = r.symbol"),
 ]
 
 
 @pytest.mark.parametrize(("velo", "expected"), STREAM_TABLE, ids=range(len(STREAM_TABLE)))
 def test_stream_table_join(velo: str, expected: str, data_dir: Path) -> None:
     rows, _ = run_velo(velo, [records(ROWS)], data_dir=data_dir)
+    same(rows, duck({"t": ROWS, "instruments": INSTRUMENTS}).execute(expected).fetchall())
+
+
+# Over a declared stream the rules push WHERE conjuncts on the stream's own columns under its table joins
+# (rules.py): the same rows as DuckDB, whichever conjuncts moved and whichever stayed above the join.
+DECLARED_T = "CREATE STREAM t (symbol STRING, price DOUBLE, qty BIGINT, side STRING, ts BIGINT) WITH (KAFKA_TOPIC='t')"
+PUSHED: list[tuple[str, str]] = [
+    (f"SELECT t.symbol, t.price, r.sector FROM t LEFT JOIN instruments r ON t.symbol = r.symbol "
+     f"WHERE t.qty > 30 AND r.sector IS NULL {TABLE}",
+     "SELECT t.symbol, t.price, r.sector FROM t LEFT JOIN instruments r ON t.symbol = r.symbol "
+     "WHERE t.qty > 30 AND r.sector IS NULL"),
+    (f"SELECT t.symbol, r.sector FROM t JOIN instruments r ON t.symbol = r.symbol "
+     f"WHERE price BETWEEN 20 AND 120 AND side = 'BUY' AND r.sector <> 'auto' {TABLE}",
+     "SELECT t.symbol, r.sector FROM t JOIN instruments r ON t.symbol = r.symbol "
+     "WHERE price BETWEEN 20 AND 120 AND side = 'BUY' AND r.sector <> 'auto'"),
+    (f"SELECT r.sector, COUNT(*) AS c, SUM(qty) AS q FROM t JOIN instruments r ON t.symbol = r.symbol "
+     f"WHERE t.price > 50 OR t.qty IS NULL GROUP BY r.sector {TABLE}",
+     "SELECT r.sector, COUNT(*), SUM(qty) FROM t JOIN instruments r ON t.symbol = r.symbol "
+     "WHERE t.price > 50 OR t.qty IS NULL GROUP BY r.sector"),
+    (f"SELECT t.symbol, t.qty, r.sector FROM t JOIN instruments r ON t.symbol = r.symbol AND r.sector <> 'energy' "
+     f"WHERE t.side IS NOT NULL AND NOT (t.qty < 10) {TABLE}",
+     "SELECT t.symbol, t.qty, r.sector FROM t JOIN instruments r ON t.symbol = r.symbol AND r.sector <> 'energy' "
+     "WHERE t.side IS NOT NULL AND NOT (t.qty < 10)"),
+]
+
+
+@pytest.mark.parametrize(("velo", "expected"), PUSHED, ids=range(len(PUSHED)))
+def test_filters_pushed_into_the_stream_scan(velo: str, expected: str, data_dir: Path) -> None:
+    from velo.grammar.parser import parse_statement
+    from velo.server.engine.compile import compile_select
+    from velo.server.engine.plan import Filter
+
+    from .tables import catalog_of
+
+    catalog = catalog_of([DECLARED_T])
+    tree = compile_select(parse_statement(velo), catalog=catalog, data_dir=data_dir).plan.tree
+    assert tree is not None
+    assert any(isinstance(n, Filter) and n.clause == "WHERE, pushed down" for n in tree.walk())  # the rule ran
+    rows, _ = run_velo(velo, [records(ROWS)], data_dir=data_dir, catalog=catalog)
     same(rows, duck({"t": ROWS, "instruments": INSTRUMENTS}).execute(expected).fetchall())
 
 
@@ -343,7 +385,7 @@ def test_query_count() -> None:
             "test_stream_table_join", "test_stream_stream_join"} <= families
     # Every case is a query Velo accepts (file tables need their file: the stream–table cases' own fixture).
     for text, name in run.items():
-        if name != "test_stream_table_join":
+        if name not in ("test_stream_table_join", "test_filters_pushed_into_the_stream_scan"):
             stmt = parse_statement(text)
             assert isinstance(stmt, ast.Select), text
             compile_select(stmt)

@@ -226,7 +226,7 @@ def test_every_accumulator_class_round_trips_column_wise() -> None:
     assert len(classes) > 15
     for cls in classes:
         params: tuple[Any, ...] = (0.5,) if cls is aggregates.PercentileCont else ("|",) if cls is \
-            aggregates.ListAgg else ()
+            aggregates.ListAgg else (2,) if cls in (aggregates.TopK, aggregates.TopKDistinct) else ()
         accs = [[cls(*params)] for _ in range(3)]
         for i, (acc,) in enumerate(accs):
             for v in range(i + 2):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 from velo.grammar.parser import parse_statement
-from velo.server.connectors.base import Record
+from velo.server.connectors.base import Record, SourceProgress
 from velo.server.engine.compile import compile_select
 from velo.server.engine.operators.join import WATCH_INTERVAL_MS
-from velo.server.engine.time import Watermarks
+from velo.server.engine.time import NO_WATERMARK, Watermarks
 
 
 def test_watermark_is_the_minimum_over_partitions_until_one_goes_idle() -> None:
@@ -50,6 +50,116 @@ def test_a_restored_watermark_counts_silence_from_its_new_clock() -> None:
     again.at(70_000_000)
     assert again.idle(70_000_000 + 3_999) == 50  # 6 s + 3.999 s of silence: partition 1 still holds it
     assert again.idle(70_000_000 + 4_001) == 100  # 10.001 s: idle
+
+
+def _progress(partitions: range, behind: set[int]) -> SourceProgress:
+    """A single-input source's progress: its partitions, and those with records still to come."""
+    return SourceProgress(frozenset((0, p) for p in partitions), frozenset((0, p) for p in behind))
+
+
+def test_a_partition_that_is_behind_never_goes_idle_however_long_it_is_silent() -> None:
+    # A backlog read in chunks: partition 0 waits for its turn while partition 1 is read to its end.
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=0)
+    t0 = 1_000_000  # the driver's clock (ms)
+    wm.at(t0)
+    wm.follow(_progress(range(2), {0, 1}))
+    wm.observe(0, 1_000)
+    wm.observe(1, 5_000)
+    wm.touch([0, 1])
+    wm.at(t0 + 10)
+    wm.follow(_progress(range(2), {0}))  # partition 1 read to its end; partition 0 still behind
+    wm.observe(1, 90_000)
+    wm.touch([1])
+    assert wm.current == 1_000
+    for later in (t0 + 200, t0 + 60_000):  # ticks between fetches, then a long stall: still behind
+        assert wm.idle(later) == 1_000
+    wm.at(t0 + 60_000)
+    wm.follow(_progress(range(2), set()))  # partition 0's last records come: caught up too
+    wm.observe(0, 2_000)
+    wm.touch([0])
+    assert wm.current == 2_000  # just heard from: not idle yet
+    assert wm.idle(t0 + 60_001) == 90_000  # every partition caught up and silent: the maximum
+
+
+def test_a_partition_not_seen_yet_that_is_behind_holds_the_watermark() -> None:
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=200)
+    t0 = 5_000
+    wm.at(t0)
+    wm.follow(_progress(range(3), {0, 1, 2}))
+    for et in (10_000, 50_000, 90_000):  # only partition 2's records in the first batches
+        assert wm.observe(2, et) == NO_WATERMARK
+    wm.touch([2])
+    # Long past the warm-up, partitions 0 and 1 (never seen, records to come) still hold it.
+    assert wm.idle(t0 + 3_600_000) == NO_WATERMARK
+    wm.follow(_progress(range(3), {0, 1}))
+    assert wm.observe(0, 20_000) == NO_WATERMARK  # partition 1 still unseen
+    assert wm.observe(1, 30_000) == 20_000  # all seen: the minimum, at once
+    wm.touch([0, 1])
+    assert wm.idle(t0 + 3_600_000) == 20_000
+
+
+def test_with_progress_the_watermark_waits_only_for_partitions_not_seen_and_caught_up() -> None:
+    # Every partition seen in the first batch: no warm-up, even with the default 10 s timeout.
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10_000)
+    t0 = 7_000
+    wm.at(t0)
+    wm.follow(_progress(range(2), {0, 1}))
+    wm.observe(0, 4_000)
+    assert wm.observe(1, 3_000) == 3_000
+    # A caught-up partition with nothing in it yet may start any moment: it holds the watermark for
+    # idle_timeout after the first record, then stops holding it.
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10_000)
+    wm.at(t0)
+    wm.follow(_progress(range(3), {0, 1}))
+    wm.observe(0, 4_000)
+    wm.observe(1, 3_000)
+    wm.touch([0, 1])
+    assert wm.idle(t0 + 9_999) == NO_WATERMARK
+    assert wm.idle(t0 + 10_000) == 3_000
+
+
+def test_caught_up_partitions_go_idle_after_the_timeout_and_the_last_windows_close() -> None:
+    wm = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=200)
+    t0 = 2_000_000
+    wm.at(t0)
+    wm.follow(_progress(range(2), set()))
+    wm.observe(0, 10_000)
+    wm.observe(1, 20_000)
+    wm.touch([0, 1])
+    wm.at(t0 + 150)
+    wm.follow(_progress(range(2), set()))
+    wm.observe(1, 25_000)
+    wm.touch([1])
+    assert wm.idle(t0 + 200) == 10_000  # partition 0 silent for exactly the timeout: not idle yet
+    # Idle partitions leave the minimum at a batch too, not only at a tick: partition 1 streams on.
+    wm.at(t0 + 201)
+    wm.observe(1, 30_000)
+    wm.touch([1])
+    assert wm.current == 30_000
+    assert wm.idle(t0 + 351) == 30_000  # both caught up and silent past the timeout: the maximum
+
+
+def test_a_backlog_read_in_chunks_loses_nothing_with_a_zero_idle_timeout() -> None:
+    # The processor as a job drives it: partition 1's records come after partition 0's whole
+    # backlog, with ticks (empty reads) in between; nothing of partition 1 is late.
+    q = compile_select(parse_statement(  # type: ignore[arg-type]
+        "SELECT symbol, COUNT(*) AS c FROM s GROUP BY symbol WINDOW TUMBLING(10s) EMIT FINAL "
+        "WITH ('event.time.field' = 'ts', 'watermark.idle_timeout' = '0s')"))
+    p = q.processor("rows")
+
+    def batch(part: int, times: range) -> list[Record]:
+        return [Record(orjson.dumps({"symbol": "A", "ts": t}), partition=part) for t in times]
+
+    now = 50_000
+    out = p.process(batch(0, range(0, 60_000, 1_000)), 0, now, _progress(range(2), {0, 1}))
+    assert out.rows == []
+    assert p.tick(now + 500, _progress(range(2), {1})).rows == []  # partition 1 behind: it holds
+    out = p.process(batch(1, range(500, 60_000, 1_000)), 0, now + 600, _progress(range(2), set()))
+    assert out.late is None
+    assert [e.values for e in out.rows] == [["A", 20, w, w + 10_000] for w in range(0, 50_000, 10_000)]
+    last = p.tick(now + 601, _progress(range(2), set()))  # both caught up and silent: all idle
+    assert [e.values for e in last.rows] == []  # the watermark is at the newest record, 59 500
+    assert p.watermark_ms() == 59_500  # type: ignore[attr-defined]
 
 
 def test_tick_closes_windows_when_the_other_partition_is_idle() -> None:

@@ -744,13 +744,14 @@
   // ------------------------------------------------------------------------------------ plan tree
 
   /** GET /jobs/{name}'s plan → a tree {kind, text, children, state?, mode?}.
-   *  Today the plan is EXPLAIN's text (one step a line: sources first, then operators, then Output /
-   *  Emit / Limit / Warning); a structured plan (an object with children or inputs) is drawn as is. */
+   *  The server sends the plan tree as plan_tree ({kind, node, text, changelog, state_kept, columns,
+   *  children}: engine/plan.py), drawn as is, its changelog mode on each box; an older server's plan is
+   *  EXPLAIN's text (one step a line: sources first, then operators, then Output / Emit / Limit / Warning). */
   function planTree(plan, job) {
     if (plan && typeof plan === 'object' && !Array.isArray(plan)) {
       const conv = (node) => ({
         kind: node.operator || node.op || node.kind || node.type || node.name || 'node',
-        text: node.detail || node.description || node.text || '',
+        text: [node.detail || node.description || node.text || '', node.state_kept && node.state_kept !== 'none' ? 'state: ' + node.state_kept : ''].filter(Boolean).join(' — '),
         state: node.state || null,
         mode: node.changelog || node.changelog_mode || node.mode || null,
         children: (node.children || node.inputs || []).map(conv),
@@ -924,7 +925,7 @@
       if (this.sqlShown !== job.sql) {
         this.sqlShown = job.sql;
         fill(this.sqlCard, codeBlock(job.sql, 'sql'));
-        fill(this.planCard, drawPlan(job.plan, job));
+        fill(this.planCard, drawPlan(job.plan_tree || job.plan, job));
         fill(this.codeCard, h('summary', {}, 'Generated code', h('span', { class: 'muted', text: ` · ${(job.generated_code || '').split('\n').length} lines of Python` })),
           codeBlock(job.generated_code || '# no generated code', 'python'));
         this.startOutput();

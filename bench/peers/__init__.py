@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of Velo against other Python stream processors (``python -m bench.peers``)."""
