@@ -15,6 +15,7 @@ relation that makes it (``SqlValidationError`` with its line and column). The lo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from velo.grammar import ast
@@ -72,7 +73,8 @@ def plan_query(q: JoinPlanner) -> Sink:
 
 def scan(q: JoinPlanner, rel: Relation) -> Scan:
     """The leaf reading ``rel``."""
-    where = f"file '{rel.spec.path}'" if rel.spec.kind == "file" else f"kafka topic '{rel.spec.topic}'"
+    where = (f"file '{_shown(rel.spec.path, q)}'" if rel.spec.kind == "file"
+             else f"kafka topic '{rel.spec.topic}'")
     cols = None if rel.columns is None else tuple(
         OutputColumn(c, type_name(rel.types[c]) if c in rel.types else "ANY") for c in rel.columns)
     ref = ([q.select.from_] + [j.table for j in q.select.joins])[q.relations.index(rel)]
@@ -103,8 +105,20 @@ def _target(q: JoinPlanner) -> str:
     if sink is None:
         return "the client"
     if sink.target is not None and sink.target.kind == "file":
-        return f"{sink.name}: file '{sink.target.path}'"
+        return f"{sink.name}: file '{_shown(sink.target.path, q)}'"
     return f"{sink.name}: kafka"
+
+
+def _shown(path: str | None, q: JoinPlanner) -> str:
+    """A file's path as EXPLAIN shows it: under the data directory, relative to it (as the user wrote it),
+    so a plan says nothing of the machine's folders."""
+    if path is None:
+        return ""
+    base = Path(q.data_dir if q.data_dir is not None else ".").resolve()
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path
 
 
 def _joined_columns(a: PlanNode, b: PlanNode, alias_a: str | None, alias_b: str) -> tuple[OutputColumn, ...] | None:

@@ -76,7 +76,7 @@ class QueryBase:
         self.cg.subquery = self._subquery
         self.cg.column_type = self._column_type
         self._props = props
-        self._data_dir = data_dir
+        self.data_dir = data_dir  # where relative file paths resolve (EXPLAIN shows paths relative to it)
         # Aliases a later select item may use; the projection grows it item by item.
         self._allowed: set[str] = set()
         # Set by a join whose result is aggregated: column access over the joined rows, and the

@@ -38,7 +38,7 @@ def plan_subquery(q: QueryBase, node: ast.InSubquery | ast.Exists) -> SubqueryRe
     known = q._subqueries.get(id(sub))
     if known is not None:  # an expression compiled twice must not read the table twice
         return known
-    inner = type(q)(sub, None, q.catalog, q._props, q._data_dir, None)
+    inner = type(q)(sub, None, q.catalog, q._props, q.data_dir, None)
     inner._nested = True
     rel = inner.relations[0]
     is_file = rel.spec.kind == "file" and rel.path is not None

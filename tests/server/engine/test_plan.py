@@ -6,6 +6,8 @@ catalog); the tree is read from the compiled plan, so what is checked is what th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from velo.grammar.errors import SqlValidationError
 from velo.server.engine.compiler.model import CompiledQuery
@@ -233,3 +235,14 @@ async def test_the_explain_in_the_engine_docs_is_what_the_server_prints() -> Non
     head, rest = shown.split("\n\n… (", 1)
     assert printed.startswith(head + "\n\n")
     assert rest.startswith("scan1, scan2, chain, extract, project and agg_encode follow)")
+
+
+def test_explain_shows_file_paths_relative_to_the_data_dir(tmp_path: Path) -> None:
+    """A plan says nothing of the machine's folders: a file relation and a file sink are shown as written."""
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "sectors.csv").write_text("symbol,sector\nA,tech\n")
+    text = compile_with(CATALOG, "SELECT t.symbol, r.sector FROM trades t JOIN r ON t.symbol = r.symbol "
+                        "WITH ('r.type' = 'file_source', 'r.path' = 'ref/sectors.csv', 'r.format' = 'csv')",
+                        data_dir=tmp_path).explain()
+    assert "file 'ref/sectors.csv'" in text, text
+    assert str(tmp_path) not in text
