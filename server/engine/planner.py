@@ -144,6 +144,12 @@ def _joins(q: JoinPlanner, left: PlanNode) -> tuple[PlanNode, ast.Expr | None]:
                      right.event_time, 0, right.table_on_topic, origin=right.origin)
     require_append(left, "a join", first_relation=True)
     keys, bound, residual = q._join_condition(join, lrel, rrel)
+    if residual is not None and join.kind != "inner":
+        # Applied after the join, such a condition would drop the unmatched rows an outer join must keep
+        # (with NULLs); until the join evaluates it while matching, it is refused rather than wrong.
+        raise error(f"a {join.kind.upper()} JOIN's ON takes key equalities (and WITHIN) only; the condition "
+                    f"{sql(residual)} is not supported there yet: test it in the SELECT list "
+                    "(CASE WHEN … THEN … END), or use an INNER JOIN", residual)
     is_table = rrel.spec.role == "table"
     if not keys and not is_table:
         raise error("a stream–stream join needs an equality key (ON a.k = b.k)", join.on)
