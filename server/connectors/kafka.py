@@ -304,7 +304,7 @@ class KafkaSource(Source):
                 # Nothing buffered: wait for the next fetch (the long poll). With several partitions
                 # only one record is taken by the wait (getmany would drain the first partition), the
                 # rest in turn as above.
-                several = self._several_partitions()
+                several = len(self._reading()) > 1
                 fetched = await self._consumer.getmany(timeout_ms=timeout_ms,
                                                        max_records=1 if several else max_records)
                 if fetched and several:
@@ -336,8 +336,9 @@ class KafkaSource(Source):
         self._note_progress()
         return Batch(merged, offsets)
 
-    def _several_partitions(self) -> bool:
-        return len(self._consumer.assignment() if self.membership else self._partitions) > 1
+    def _reading(self) -> list[TopicPartition]:
+        """The partitions this source reads: its group's assignment, or the ones it assigned itself."""
+        return list(self._consumer.assignment()) if self.membership else self._partitions
 
     async def _take_round_robin(self, max_records: int) -> dict[TopicPartition, list[Any]]:
         """What is buffered, a share of the batch from each partition in turn.
@@ -348,7 +349,7 @@ class KafkaSource(Source):
         turn keeps every partition's event time moving together. Per batch, never per record.
         """
         consumer = self._consumer
-        tps = list(consumer.assignment()) if self.membership else self._partitions
+        tps = self._reading()
         if len(tps) < 2 or max_records < 1:
             return {}
         share = max(1, max_records // len(tps))
@@ -379,7 +380,7 @@ class KafkaSource(Source):
         if self.table:
             return
         consumer, positions = self._consumer, self._positions
-        tps = consumer.assignment() if self.membership else self._partitions
+        tps = self._reading()
         behind = []
         for tp in tps:
             high, position = consumer.highwater(tp), positions.get((tp.topic, tp.partition))
@@ -400,7 +401,7 @@ class KafkaSource(Source):
         if self.table:
             return
         consumer = self._consumer
-        for tp in consumer.assignment() if self.membership else self._partitions:
+        for tp in self._reading():
             key = (tp.topic, tp.partition)
             high, position = consumer.highwater(tp), self._positions.get(key)
             if high is None or (position is not None and position >= high):

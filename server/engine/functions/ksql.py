@@ -13,28 +13,20 @@ from typing import Any
 
 import orjson
 
-from . import timefmt
+from . import scalar, timefmt
 from .registry import register
 from .scalar import _json_path, _str
 
 # ---------------------------------------------------------------- strings
 
 
-@register("UCASE", "UCASE(s STRING) -> STRING", "Upper-cases a string (= UPPER).", "UCASE('abc') = 'ABC'",
-          1, 1, "STRING")
-def ucase(s: Any) -> Any:
-    return None if s is None else _str(s).upper()
-
-
-@register("LCASE", "LCASE(s STRING) -> STRING", "Lower-cases a string (= LOWER).", "LCASE('ABC') = 'abc'",
-          1, 1, "STRING")
-def lcase(s: Any) -> Any:
-    return None if s is None else _str(s).lower()
-
-
-@register("LEN", "LEN(s STRING) -> INT", "Number of characters (= LENGTH).", "LEN('abc') = 3", 1, 1, "INT")
-def len_(s: Any) -> Any:
-    return None if s is None else len(_str(s))
+# ksqlDB's names for built-ins Velo already has: the same implementations under a second name.
+register("UCASE", "UCASE(s STRING) -> STRING", "Upper-cases a string (= UPPER).", "UCASE('abc') = 'ABC'",
+         1, 1, "STRING")(scalar.upper)
+register("LCASE", "LCASE(s STRING) -> STRING", "Lower-cases a string (= LOWER).", "LCASE('ABC') = 'abc'",
+         1, 1, "STRING")(scalar.lower)
+register("LEN", "LEN(s STRING) -> INT", "Number of characters (= LENGTH).", "LEN('abc') = 3", 1, 1, "INT")(
+    scalar.length)
 
 
 @register("INITCAP", "INITCAP(s STRING) -> STRING",
@@ -450,15 +442,12 @@ def parse_timestamp(s: Any, pattern: Any, tz: Any = "UTC") -> Any:
     return timefmt.parse_ms(_str(s), _str(pattern), _str(tz))
 
 
-@register("TIMESTAMPTOSTRING", f"TIMESTAMPTOSTRING(ms BIGINT, pattern STRING {_TZ}) -> STRING",
-          "Milliseconds since the epoch written with a Java pattern (= FORMAT_TIMESTAMP).",
-          "TIMESTAMPTOSTRING(86400000, 'dd/MM/yyyy') = '02/01/1970'", 2, 3, "STRING")
-def timestamptostring(ms: Any, pattern: Any, tz: Any = "UTC") -> Any:
-    return format_timestamp(ms, pattern, tz)
+register("TIMESTAMPTOSTRING", f"TIMESTAMPTOSTRING(ms BIGINT, pattern STRING {_TZ}) -> STRING",
+         "Milliseconds since the epoch written with a Java pattern (= FORMAT_TIMESTAMP).",
+         "TIMESTAMPTOSTRING(86400000, 'dd/MM/yyyy') = '02/01/1970'", 2, 3, "STRING")(format_timestamp)
 
 
-@register("STRINGTOTIMESTAMP", f"STRINGTOTIMESTAMP(s STRING, pattern STRING {_TZ}) -> BIGINT",
-          "Milliseconds since the epoch that s denotes, read with a Java pattern (= PARSE_TIMESTAMP).",
-          "STRINGTOTIMESTAMP('1970-01-01T00:00:01Z', 'yyyy-MM-dd''T''HH:mm:ssX') = 1000", 2, 3, "BIGINT")
-def stringtotimestamp(s: Any, pattern: Any, tz: Any = "UTC") -> Any:
-    return parse_timestamp(s, pattern, tz)
+register("STRINGTOTIMESTAMP", f"STRINGTOTIMESTAMP(s STRING, pattern STRING {_TZ}) -> BIGINT",
+         "Milliseconds since the epoch that s denotes, read with a Java pattern (= PARSE_TIMESTAMP).",
+         "STRINGTOTIMESTAMP('1970-01-01T00:00:01Z', 'yyyy-MM-dd''T''HH:mm:ssX') = 1000", 2, 3, "BIGINT")(
+    parse_timestamp)
